@@ -1,0 +1,44 @@
+/* srv-config.h - magpied settings from flags, MAGPIED_* variables and a GKeyFile */
+#pragma once
+
+#include <glib.h>
+
+#include "mp-log.h"
+
+G_BEGIN_DECLS
+
+#define SRV_CONFIG_ERROR (srv_config_error_quark ())
+
+typedef enum {
+  SRV_CONFIG_ERROR_USAGE,     /* unknown flag, missing argument: exit status 2 */
+  SRV_CONFIG_ERROR_INVALID,   /* a value that does not parse */
+  SRV_CONFIG_ERROR_FILE,      /* the config file cannot be read */
+} SrvConfigError;
+
+typedef struct {
+  char        *listen;        /* as given, "127.0.0.1:8080" */
+  char        *listen_host;
+  guint16      listen_port;   /* 0 picks a free port */
+  char        *data_dir;
+  char        *config_file;
+  char        *public_url;    /* NULL: derived from the bound address */
+  MpLogFormat  log_format;
+} SrvConfig;
+
+GQuark     srv_config_error_quark   (void);
+SrvConfig *srv_config_new           (void);
+void       srv_config_free          (SrvConfig          *config);
+gboolean   srv_config_load          (SrvConfig          *config,
+                                     int                *argc,
+                                     char             ***argv,
+                                     const char * const *envp,
+                                     GError            **error);
+gboolean   srv_config_parse_listen  (const char         *text,
+                                     char              **host,
+                                     guint16            *port,
+                                     GError            **error);
+char      *srv_config_help          (void);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SrvConfig, srv_config_free)
+
+G_END_DECLS

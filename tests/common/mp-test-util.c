@@ -1,0 +1,238 @@
+/* mp-test-util.c - start and stop real magpied processes for tests, and small HTTP helpers
+ *
+ * The server is a direct child of the test (PID 1 here does not reap orphans), listens on a
+ * port the kernel picks (--listen 127.0.0.1:0), and announces its URL in its first log line,
+ * which we read from a log file rather than a pipe so a chatty server can never block on us.
+ */
+#include "config.h"
+
+#include "mp-test-util.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+
+#define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
+
+const char *
+mp_test_magpied_path (void)
+{
+  const char *path = g_getenv ("MAGPIED");
+
+  return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
+}
+
+char *
+mp_test_make_tmpdir (const char *prefix)
+{
+  g_autofree char *tmpl = g_strdup_printf ("%s-XXXXXX", prefix);
+  g_autoptr(GError) error = NULL;
+  char *dir = g_dir_make_tmp (tmpl, &error);
+
+  g_assert_no_error (error);
+  return dir;
+}
+
+void
+mp_test_rm_rf (const char *path)
+{
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+
+  if (path == NULL)
+    return;
+  dir = g_dir_open (path, 0, NULL);
+  if (dir != NULL)
+    {
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+
+          if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+            mp_test_rm_rf (child);
+          else
+            g_unlink (child);
+        }
+    }
+  g_rmdir (path);
+}
+
+/* The URL from the "listening" line, in either log format. */
+static char *
+find_listening_url (const char *log)
+{
+  const char *line;
+  const char *url;
+  const char *end;
+
+  if ((line = strstr (log, "msg=listening")) != NULL && (url = strstr (line, " url=")) != NULL)
+    url += strlen (" url=");
+  else if ((line = strstr (log, "\"msg\":\"listening\"")) != NULL &&
+           (url = strstr (line, "\"url\":\"")) != NULL)
+    url += strlen ("\"url\":\"");
+  else
+    return NULL;
+  end = url + strcspn (url, " \"\n");
+  if (*end == '\0')
+    return NULL;  /* the line is still being written */
+  return g_strndup (url, end - url);
+}
+
+/* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
+ * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
+ * server exits or does not announce itself in time. */
+MpTestServer *
+mp_test_server_start (const char  *data_dir,
+                      const char **extra_args,
+                      GError     **error)
+{
+  g_autoptr(MpTestServer) server = g_new0 (MpTestServer, 1);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  gint64 deadline;
+
+  if (data_dir == NULL)
+    {
+      server->data_dir = mp_test_make_tmpdir ("magpied-test");
+      server->own_data_dir = TRUE;
+    }
+  else
+    server->data_dir = g_strdup (data_dir);
+  server->log_path = g_strdup_printf ("%s.log", server->data_dir);
+
+  g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, "127.0.0.1:0");
+  g_ptr_array_add (argv, "--data-dir");
+  g_ptr_array_add (argv, server->data_dir);
+  for (const char **a = extra_args; a && *a; a++)
+    g_ptr_array_add (argv, (char *) *a);
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
+  server->process = g_subprocess_launcher_spawnv (launcher,
+                                                  (const char * const *) argv->pdata, error);
+  if (server->process == NULL)
+    return NULL;
+
+  deadline = g_get_monotonic_time () + MP_TEST_START_TIMEOUT_US;
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *log = NULL;
+
+      if (g_file_get_contents (server->log_path, &log, NULL, NULL))
+        server->url = find_listening_url (log);
+      if (server->url != NULL)
+        return g_steal_pointer (&server);
+      /* GLib reaps the child on its worker thread; a NULL identifier means it is gone. */
+      if (g_subprocess_get_identifier (server->process) == NULL)
+        {
+          g_autofree char *tail = NULL;
+
+          g_file_get_contents (server->log_path, &tail, NULL, NULL);
+          g_set_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
+                       "magpied exited during start-up: %s", tail ? tail : "");
+          return NULL;
+        }
+      g_usleep (10 * 1000);
+    }
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "magpied did not announce its URL");
+  return NULL;
+}
+
+/* Sends @signum and waits for the exit. Returns the wait status (as waitpid() gives it);
+ * @elapsed_us gets the time the server took to go. */
+int
+mp_test_server_stop (MpTestServer *server,
+                     int           signum,
+                     gint64       *elapsed_us)
+{
+  gint64 start = g_get_monotonic_time ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  if (server->process == NULL)
+    return -1;
+  g_subprocess_send_signal (server->process, signum);
+  g_subprocess_wait (server->process, NULL, &error);
+  g_assert_no_error (error);
+  if (elapsed_us)
+    *elapsed_us = g_get_monotonic_time () - start;
+  status = g_subprocess_get_status (server->process);
+  g_clear_object (&server->process);
+  return status;
+}
+
+char *
+mp_test_server_log (MpTestServer *server)
+{
+  char *log = NULL;
+
+  g_file_get_contents (server->log_path, &log, NULL, NULL);
+  return log;
+}
+
+void
+mp_test_server_free (MpTestServer *server)
+{
+  if (server == NULL)
+    return;
+  if (server->process != NULL)
+    mp_test_server_stop (server, SIGKILL, NULL);
+  if (server->own_data_dir)
+    mp_test_rm_rf (server->data_dir);
+  if (server->log_path)
+    g_unlink (server->log_path);
+  g_free (server->url);
+  g_free (server->data_dir);
+  g_free (server->log_path);
+  g_free (server);
+}
+
+/* Sends a request and parses the answer as JSON (NULL if it is not JSON). */
+JsonNode *
+mp_test_http_json (SoupSession *session,
+                   const char  *method,
+                   const char  *url,
+                   const char  *body,
+                   guint       *status)
+{
+  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+  g_autoptr(GBytes) response = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  gsize len;
+  const char *data;
+
+  g_assert_nonnull (msg);
+  if (body != NULL)
+    {
+      g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
+
+      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+    }
+  response = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  *status = soup_message_get_status (msg);
+  data = g_bytes_get_data (response, &len);
+  if (len == 0 || !json_parser_load_from_data (parser, data, len, NULL))
+    return NULL;
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* Path of a file in ../shared/data, or NULL when that folder is not beside the checkout. */
+char *
+mp_test_shared_data (const char *relative)
+{
+  const char *root = g_getenv ("MAGPIE_SHARED_DATA");
+  g_autofree char *path = NULL;
+
+  if (root == NULL)
+    return NULL;
+  path = g_build_filename (root, relative, NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return NULL;
+  return g_steal_pointer (&path);
+}

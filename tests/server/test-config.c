@@ -1,0 +1,234 @@
+/* test-config.c - magpied settings: listen parsing, precedence flag > env > file > default */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "srv-config.h"
+
+static void
+test_parse_listen (void)
+{
+  static const struct {
+    const char *text;
+    const char *host;
+    guint16 port;
+  } good[] = {
+    { "127.0.0.1:8080", "127.0.0.1", 8080 },
+    { "0.0.0.0:0", "0.0.0.0", 0 },
+    { ":9000", "0.0.0.0", 9000 },
+    { "[::1]:443", "::1", 443 },
+    { "localhost:80", "127.0.0.1", 80 },
+  };
+  static const char *bad[] = {
+    "", "8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
+    "127.0.0.1:80x", "::1:80", "[::1]80", "example.com:80", "[::1",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autofree char *host = NULL;
+      g_autoptr(GError) error = NULL;
+      guint16 port = 1;
+
+      g_assert_true (srv_config_parse_listen (good[i].text, &host, &port, &error));
+      g_assert_no_error (error);
+      g_assert_cmpstr (host, ==, good[i].host);
+      g_assert_cmpuint (port, ==, good[i].port);
+    }
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *host = NULL;
+      g_autoptr(GError) error = NULL;
+      guint16 port = 1;
+
+      g_assert_false (srv_config_parse_listen (bad[i], &host, &port, &error));
+      g_assert_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID);
+      g_assert_nonnull (strstr (error->message, "--listen"));
+      g_assert_null (host);
+    }
+}
+
+static gboolean
+load (SrvConfig   *config,
+      const char **args,
+      const char **env,
+      GError     **error)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_auto(GStrv) envp = g_strdupv ((char **) env);
+  char **argvp;
+  int argc;
+  gboolean ok;
+
+  g_ptr_array_add (argv, g_strdup ("magpied"));
+  for (const char **a = args; a && *a; a++)
+    g_ptr_array_add (argv, g_strdup (*a));
+  argc = argv->len;
+  g_ptr_array_add (argv, NULL);
+  /* GOptionContext rearranges argv; give it a copy it may modify. */
+  argvp = g_memdup2 (argv->pdata, sizeof (char *) * argv->len);
+  ok = srv_config_load (config, &argc, &argvp, (const char * const *) envp, error);
+  g_free (argvp);
+  return ok;
+}
+
+static void
+test_defaults (void)
+{
+  g_autoptr(SrvConfig) config = srv_config_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expected_dir = g_build_filename (g_get_user_data_dir (), "magpie", "server",
+                                                    NULL);
+
+  g_assert_true (load (config, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (config->listen_host, ==, "127.0.0.1");
+  g_assert_cmpuint (config->listen_port, ==, 8080);
+  g_assert_cmpstr (config->data_dir, ==, expected_dir);
+  g_assert_null (config->public_url);
+  g_assert_cmpint (config->log_format, ==, MP_LOG_FORMAT_LOGFMT);
+}
+
+static void
+test_precedence (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("magpied-config-XXXXXX", NULL);
+  g_autofree char *file = g_build_filename (dir, "magpied.conf", NULL);
+  g_autofree char *file_arg = g_strdup_printf ("--config=%s", file);
+  const char *env[] = { "MAGPIED_DATA_DIR=/srv/from-env", "MAGPIED_LOG_FORMAT=json", NULL };
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (g_file_set_contents (file,
+    "[magpied]\n"
+    "listen=127.0.0.1:9001\n"
+    "data-dir=/srv/from-file\n"
+    "public-url=https://photos.example.org\n", -1, NULL));
+
+  {
+    /* file only */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    const char *args[] = { file_arg, NULL };
+
+    g_assert_true (load (config, args, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (config->listen_port, ==, 9001);
+    g_assert_cmpstr (config->data_dir, ==, "/srv/from-file");
+    g_assert_cmpstr (config->public_url, ==, "https://photos.example.org");
+  }
+  {
+    /* env beats file */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    const char *args[] = { file_arg, NULL };
+
+    g_assert_true (load (config, args, env, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (config->data_dir, ==, "/srv/from-env");
+    g_assert_cmpint (config->log_format, ==, MP_LOG_FORMAT_JSON);
+    g_assert_cmpuint (config->listen_port, ==, 9001);
+  }
+  {
+    /* flag beats env; the config file may also come from the environment */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autofree char *env_config = g_strdup_printf ("MAGPIED_CONFIG=%s", file);
+    const char *env2[] = { "MAGPIED_DATA_DIR=/srv/from-env", env_config, NULL };
+    const char *args[] = { "--data-dir", "/srv/from-flag", "--listen=[::1]:7000", NULL };
+
+    g_assert_true (load (config, args, env2, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (config->data_dir, ==, "/srv/from-flag");
+    g_assert_cmpstr (config->listen_host, ==, "::1");
+    g_assert_cmpuint (config->listen_port, ==, 7000);
+    g_assert_cmpstr (config->public_url, ==, "https://photos.example.org");
+  }
+
+  g_unlink (file);
+  g_rmdir (dir);
+}
+
+static void
+test_errors (void)
+{
+  static const struct {
+    const char *args[3];
+    int code;
+    const char *mentions;
+  } cases[] = {
+    { { "--no-such-flag", NULL }, SRV_CONFIG_ERROR_USAGE, "--no-such-flag" },
+    { { "--listen", NULL }, SRV_CONFIG_ERROR_USAGE, "--listen" },
+    { { "stray", NULL }, SRV_CONFIG_ERROR_USAGE, "stray" },
+    { { "--listen", "nowhere" }, SRV_CONFIG_ERROR_INVALID, "nowhere" },
+    { { "--log-format", "xml" }, SRV_CONFIG_ERROR_INVALID, "xml" },
+    { { "--public-url", "ftp://x" }, SRV_CONFIG_ERROR_INVALID, "ftp://x" },
+    { { "--data-dir", "" }, SRV_CONFIG_ERROR_INVALID, "--data-dir" },
+    { { "--config", "/nonexistent/magpied.conf" }, SRV_CONFIG_ERROR_FILE, "/nonexistent" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(SrvConfig) config = srv_config_new ();
+      g_autoptr(GError) error = NULL;
+
+      g_assert_false (load (config, (const char **) cases[i].args, NULL, &error));
+      g_assert_error (error, SRV_CONFIG_ERROR, cases[i].code);
+      g_assert_nonnull (strstr (error->message, cases[i].mentions));
+    }
+}
+
+static void
+test_unknown_file_key (void)
+{
+  g_autofree char *dir = g_dir_make_tmp ("magpied-config-XXXXXX", NULL);
+  g_autofree char *file = g_build_filename (dir, "magpied.conf", NULL);
+  g_autoptr(SrvConfig) config = srv_config_new ();
+  g_autoptr(GError) error = NULL;
+  const char *args[] = { "--config", file, NULL };
+
+  g_assert_true (g_file_set_contents (file, "[magpied]\nlisten=127.0.0.1:1\ndata_dir=/x\n",
+                                      -1, NULL));
+  g_assert_false (load (config, args, NULL, &error));
+  g_assert_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, "data_dir"));
+  g_unlink (file);
+  g_rmdir (dir);
+}
+
+static void
+test_version_and_help (void)
+{
+  g_autoptr(SrvConfig) config = srv_config_new ();
+  g_autoptr(GError) error = NULL;
+  const char *args[] = { "--version", NULL };
+  g_autofree char *help = srv_config_help ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  char **argvp;
+  int argc = 2;
+
+  g_ptr_array_add (argv, "magpied");
+  g_ptr_array_add (argv, (char *) args[0]);
+  g_ptr_array_add (argv, NULL);
+  argvp = (char **) argv->pdata;
+  g_assert_true (srv_config_load (config, &argc, &argvp, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (argc, ==, 0);
+
+  for (const char *opt = "listen\0data-dir\0config\0public-url\0log-format\0"; *opt;
+       opt += strlen (opt) + 1)
+    {
+      g_autofree char *flag = g_strconcat ("--", opt, NULL);
+      g_assert_nonnull (strstr (help, flag));
+    }
+  g_assert_nonnull (strstr (help, "MAGPIED_DATA_DIR"));
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/srv/config/parse-listen", test_parse_listen);
+  g_test_add_func ("/srv/config/defaults", test_defaults);
+  g_test_add_func ("/srv/config/precedence", test_precedence);
+  g_test_add_func ("/srv/config/errors", test_errors);
+  g_test_add_func ("/srv/config/unknown-file-key", test_unknown_file_key);
+  g_test_add_func ("/srv/config/version-and-help", test_version_and_help);
+  return g_test_run ();
+}

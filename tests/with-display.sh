@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# with-display.sh CMD... - run CMD in a fresh Xvfb display and D-Bus session.
+#
+# Xvfb is started by this script and stopped by its PID, whatever CMD does; the display
+# number is one Xvfb picks itself (-displayfd), so parallel tests never collide.
+set -u
+
+if ! command -v Xvfb >/dev/null 2>&1; then
+  echo "with-display: Xvfb is not installed (tools/deps.sh installs it)" >&2
+  exit 77
+fi
+
+fifo_dir=$(mktemp -d)
+trap 'rm -rf "$fifo_dir"' EXIT
+mkfifo "$fifo_dir/displayfd"
+
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp -noreset \
+  3>"$fifo_dir/displayfd" 2>"$fifo_dir/xvfb.log" &
+xvfb_pid=$!
+
+display=
+if read -r -t 15 display <"$fifo_dir/displayfd"; then :; fi
+if [ -z "$display" ]; then
+  echo "with-display: Xvfb did not start:" >&2
+  cat "$fifo_dir/xvfb.log" >&2
+  kill "$xvfb_pid" 2>/dev/null
+  wait "$xvfb_pid" 2>/dev/null
+  exit 1
+fi
+
+export DISPLAY=":$display"
+unset WAYLAND_DISPLAY
+export GDK_BACKEND=x11
+dbus-run-session -- "$@"
+status=$?
+
+kill "$xvfb_pid" 2>/dev/null
+wait "$xvfb_pid" 2>/dev/null
+exit "$status"
