@@ -175,12 +175,14 @@ check_stops_on (int signum)
   g_assert_cmpuint (status, ==, 200);
 
   wait_status = mp_test_server_stop (server, signum, &elapsed);
+  log = mp_test_server_log (server);
+  if (!WIFEXITED (wait_status) || WEXITSTATUS (wait_status) != 0)
+    g_test_message ("magpied wait status %d, log:\n%s", wait_status, log);
   g_assert_true (WIFEXITED (wait_status));
   g_assert_cmpint (WEXITSTATUS (wait_status), ==, 0);
   g_assert_cmpint (elapsed, <, G_USEC_PER_SEC);
 
   /* Structured lines: start, the request, and the stop, each one logfmt line. */
-  log = mp_test_server_log (server);
   g_assert_nonnull (strstr (log, "level=info prog=magpied domain=magpied msg=listening url="));
   g_assert_nonnull (strstr (log, "msg=request method=GET path=/healthz status=200"));
   g_assert_nonnull (strstr (log, "msg=stopping reason=signal"));
