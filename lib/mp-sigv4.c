@@ -224,24 +224,19 @@ mp_sigv4_canonical_uri (const char *path, MpSigv4Flags flags)
     {
       g_auto(GStrv) parts = g_strsplit (path, "/", -1);
       g_autoptr(GPtrArray) kept = g_ptr_array_new ();
-      guint n = g_strv_length (parts);
-      gboolean trailing = FALSE;
+      /* as botocore does: a trailing slash survives only if the path ended in one */
+      gboolean trailing = g_str_has_suffix (path, "/");
 
-      for (guint i = 0; i < n; i++)
+      for (guint i = 0; parts[i]; i++)
         {
           const char *seg = parts[i];
 
-          trailing = FALSE;
           if (strcmp (seg, "") == 0 || strcmp (seg, ".") == 0)
-            {
-              trailing = (i == n - 1) || strcmp (seg, ".") == 0;
-              continue;
-            }
+            continue;
           if (strcmp (seg, "..") == 0)
             {
               if (kept->len > 0)
                 g_ptr_array_remove_index (kept, kept->len - 1);
-              trailing = TRUE;
               continue;
             }
           g_ptr_array_add (kept, (gpointer) seg);
