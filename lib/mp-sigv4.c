@@ -1070,6 +1070,22 @@ mp_sigv4_parse_presigned (const char *query, GError **error)
   return g_steal_pointer (&auth);
 }
 
+/* What S3 accepts in x-amz-content-sha256; anything else cannot describe the body. */
+static gboolean
+valid_content_sha256 (const char *value)
+{
+  static const char *const literals[] = {
+    MP_SIGV4_UNSIGNED_PAYLOAD, MP_SIGV4_STREAMING_PAYLOAD,
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+  };
+  g_autofree char *v = g_strstrip (g_strdup (value));
+
+  for (gsize i = 0; i < G_N_ELEMENTS (literals); i++)
+    if (strcmp (v, literals[i]) == 0)
+      return TRUE;
+  return is_lower_hex (v, 64);
+}
+
 MpSigv4Auth *
 mp_sigv4_parse_request (const MpSigv4Request *request, GError **error)
 {
@@ -1127,7 +1143,15 @@ mp_sigv4_parse_request (const MpSigv4Request *request, GError **error)
 
   payload = request->payload_hash;
   if (payload == NULL)
-    payload = request_find_header (request, "x-amz-content-sha256", NULL);
+    {
+      payload = request_find_header (request, "x-amz-content-sha256", NULL);
+      if (payload && !valid_content_sha256 (payload))
+        {
+          malformed (error, "x-amz-content-sha256 '%s' is neither a hex SHA-256 nor one of "
+                     "UNSIGNED-PAYLOAD, STREAMING-*", payload);
+          return NULL;
+        }
+    }
   if (payload == NULL)
     payload = auth->presigned ? MP_SIGV4_UNSIGNED_PAYLOAD : MP_SIGV4_EMPTY_SHA256;
   auth->payload_hash = g_strstrip (g_strdup (payload));

@@ -1029,6 +1029,17 @@ test_parse_request_errors (void)
   g_assert_error (error, MP_SIGV4_ERROR, MP_SIGV4_ERROR_MALFORMED);
 }
 
+static void
+test_verify_bad_content_sha256 (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_sign (f);
+  fixture_set_header (f, "x-amz-content-sha256", "not-a-hash");
+  g_assert_false (fixture_verify (f, SECRET, T0, &error));
+  g_assert_error (error, MP_SIGV4_ERROR, MP_SIGV4_ERROR_MALFORMED);
+}
+
 /* ---- presigned URLs ------------------------------------------------------------------------ */
 
 static char *
@@ -1538,6 +1549,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/lib/sigv4/verify/malformed-authorization",
                    test_parse_authorization_malformed);
   g_test_add_func ("/lib/sigv4/verify/request-errors", test_parse_request_errors);
+  g_test_add ("/lib/sigv4/verify/bad-content-sha256", Fixture, NULL, fixture_setup,
+              test_verify_bad_content_sha256, fixture_teardown);
   g_test_add ("/lib/sigv4/presign/verify", Fixture, NULL, fixture_setup, test_presign,
               fixture_teardown);
   g_test_add ("/lib/sigv4/presign/bad-query", Fixture, NULL, fixture_setup,
