@@ -666,9 +666,9 @@ mp_sigv4_sign (const MpSigv4Request       *request,
                const MpSigv4SigningParams *params,
                GError                    **error)
 {
-  static const char *const drop[] = {
-    "authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256", NULL
-  };
+  /* a caller's own token / x-amz-content-sha256 header stays unless we set that header */
+  const char *drop[5] = { "authorization", "x-amz-date", NULL, };
+  guint n_drop = 2;
   g_autoptr(MpSigv4Signed) s = NULL;
   g_autoptr(GArray) headers = NULL;
   const char *payload;
@@ -685,20 +685,11 @@ mp_sigv4_sign (const MpSigv4Request       *request,
   if (payload == NULL)
     payload = MP_SIGV4_EMPTY_SHA256;
 
-  /* Keep a caller's own x-amz-content-sha256 / token header unless we set that header. */
-  {
-    const char *my_drop[5];
-    guint n = 0;
-
-    my_drop[n++] = drop[0];
-    my_drop[n++] = drop[1];
-    if (token)
-      my_drop[n++] = drop[2];
-    if (params->flags & MP_SIGV4_FLAG_CONTENT_SHA256_HEADER)
-      my_drop[n++] = drop[3];
-    my_drop[n] = NULL;
-    headers = headers_without (request, my_drop);
-  }
+  if (token)
+    drop[n_drop++] = "x-amz-security-token";
+  if (params->flags & MP_SIGV4_FLAG_CONTENT_SHA256_HEADER)
+    drop[n_drop++] = "x-amz-content-sha256";
+  headers = headers_without (request, drop);
 
   signed_add_header (s, "X-Amz-Date", g_strdup (s->amz_date));
   append_header (headers, "x-amz-date", s->amz_date);
@@ -836,7 +827,8 @@ malformed (GError **error, const char *format, ...)
   va_list args;
 
   va_start (args, format);
-  g_propagate_error (error, g_error_new_valist (MP_SIGV4_ERROR, MP_SIGV4_ERROR_MALFORMED, format, args));
+  g_propagate_error (error, g_error_new_valist (MP_SIGV4_ERROR, MP_SIGV4_ERROR_MALFORMED, format,
+                                                args));
   va_end (args);
   return FALSE;
 }

@@ -8,12 +8,13 @@
 G_BEGIN_DECLS
 
 #define MP_SIGV4_ALGORITHM          "AWS4-HMAC-SHA256"
-#define MP_SIGV4_EMPTY_SHA256       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define MP_SIGV4_EMPTY_SHA256 /* hex SHA-256 of no bytes */ \
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define MP_SIGV4_UNSIGNED_PAYLOAD   "UNSIGNED-PAYLOAD"
 #define MP_SIGV4_STREAMING_PAYLOAD  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 #define MP_SIGV4_MAX_SKEW_S         (15 * 60)           /* what AWS allows between clocks */
 #define MP_SIGV4_MAX_EXPIRES_S      (7 * 24 * 60 * 60)  /* presigned URLs live at most a week */
-#define MP_SIGV4_CHUNK_LINE_MAX     4096                /* a valid chunk header line is < 100 bytes */
+#define MP_SIGV4_CHUNK_LINE_MAX     4096                /* valid chunk header lines are < 100 B */
 
 #define MP_SIGV4_ERROR (mp_sigv4_error_quark ())
 
@@ -28,7 +29,7 @@ typedef enum {
   MP_SIGV4_ERROR_CLOCK_SKEW,            /* request time more than 15 min from now */
   MP_SIGV4_ERROR_SIGNATURE_MISMATCH,    /* request or chunk signature does not match */
   MP_SIGV4_ERROR_CHUNK_TOO_LARGE,       /* aws-chunked chunk above the configured maximum */
-  MP_SIGV4_ERROR_LENGTH_MISMATCH,       /* decoded length differs from x-amz-decoded-content-length */
+  MP_SIGV4_ERROR_LENGTH_MISMATCH,       /* decoded length != x-amz-decoded-content-length */
   MP_SIGV4_ERROR_TRUNCATED,             /* aws-chunked body ended before its final chunk */
 } MpSigv4Error;
 
@@ -101,7 +102,8 @@ typedef struct {
   char      *signature;       /* 64 lowercase hex digits */
   char      *amz_date;        /* YYYYMMDDTHHMMSSZ, NULL until known */
   char      *security_token;  /* NULL when none */
-  char      *payload_hash;    /* the payload hash the signature covers (mp_sigv4_parse_request) */
+  char      *payload_hash;    /* what the signature covers: the server must hold the body to it
+                               * (hex SHA-256, UNSIGNED-PAYLOAD, or STREAMING-*: decode chunks) */
   gint64     expires;         /* presigned: X-Amz-Expires seconds; -1 for header auth */
   gboolean   presigned;
 } MpSigv4Auth;
