@@ -6,6 +6,7 @@
 #include <json-glib/json-glib.h>
 
 #include "mp-sigv4.h"
+#include "mp-test-util.h"
 
 /* The credentials and scope the AWS aws-sig-v4-test-suite documents for every case. */
 #define SUITE_AKID    "AKIDEXAMPLE"
@@ -183,20 +184,6 @@ read_expected (const char *dir, const char *name)
   while (out->len && out->str[out->len - 1] == '\n')
     g_string_truncate (out, out->len - 1);
   return g_string_free (out, FALSE);
-}
-
-static char *
-shared_data_dir (const char *relative)
-{
-  const char *root = g_getenv ("MAGPIE_SHARED_DATA");
-  g_autofree char *path = NULL;
-
-  if (root == NULL)
-    return NULL;
-  path = g_build_filename (root, relative, NULL);
-  if (!g_file_test (path, G_FILE_TEST_IS_DIR))
-    return NULL;
-  return g_steal_pointer (&path);
 }
 
 /* ---- the AWS aws-sig-v4-test-suite ------------------------------------------------------- */
@@ -492,8 +479,8 @@ test_vectors_absent (gconstpointer data)
 static void
 add_vector_tests (void)
 {
-  g_autofree char *aws = shared_data_dir ("sigv4/aws-sig-v4-test-suite");
-  g_autofree char *c_auth = shared_data_dir ("sigv4/aws-c-auth-v4");
+  g_autofree char *aws = mp_test_shared_data ("sigv4/aws-sig-v4-test-suite");
+  g_autofree char *c_auth = mp_test_shared_data ("sigv4/aws-c-auth-v4");
 
   if (aws == NULL)
     g_test_add_data_func ("/lib/sigv4/aws-suite", "sigv4/aws-sig-v4-test-suite",
