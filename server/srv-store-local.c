@@ -2102,14 +2102,16 @@ local_fsck (SrvStore *store, SrvStoreFsckReport *report, GError **error)
       }
   }
 
+  /* g_log_structured() takes string values only; counts go into MESSAGE. */
   if (report->tmp_removed > 0 || report->orphans_removed > 0)
-    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
-                      "TMP_REMOVED", "%u", report->tmp_removed,
-                      "ORPHANS_REMOVED", "%u", report->orphans_removed,
-                      "MESSAGE", "store: removed leftovers of interrupted writes");
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO, "DATA_DIR", self->root,
+                      "MESSAGE", "store: removed %u temp files and %u unreferenced files "
+                      "left by interrupted writes", report->tmp_removed,
+                      report->orphans_removed);
   if (report->missing > 0)
-    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "MISSING", "%u", report->missing,
-                      "MESSAGE", "store: index rows whose file is missing (data loss)");
+    g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "DATA_DIR", self->root,
+                      "MESSAGE", "store: %u index rows point at missing files (data loss)",
+                      report->missing);
   return TRUE;
 }
 
