@@ -28,6 +28,7 @@ typedef enum {
   SRV_STORE_ERROR_KEY_TOO_LONG,        /* KeyTooLongError 400: over SRV_STORE_KEY_MAX bytes */
   SRV_STORE_ERROR_INVALID_ARGUMENT,    /* InvalidArgument 400: bad key, token, marker, number */
   SRV_STORE_ERROR_INVALID_REQUEST,     /* InvalidRequest 400: copy onto itself without REPLACE */
+  SRV_STORE_ERROR_METADATA_TOO_LARGE,  /* MetadataTooLarge 400: over SRV_STORE_METADATA_MAX */
   SRV_STORE_ERROR_INVALID_RANGE,       /* InvalidRange 416 */
   SRV_STORE_ERROR_NO_SPACE,            /* ENOSPC/EDQUOT: 507 InsufficientStorage */
   SRV_STORE_ERROR_INTERNAL,            /* InternalError 500: I/O error, corruption, a bug */
@@ -40,6 +41,7 @@ typedef enum {
 #define SRV_STORE_MAX_PART_NUMBER         10000  /* S3's limit on parts per upload */
 #define SRV_STORE_KEY_MAX                 1024   /* S3 keys are 1..1024 bytes of UTF-8 */
 #define SRV_STORE_LIST_MAX                1000   /* S3's default and cap for max-keys/parts/uploads */
+#define SRV_STORE_METADATA_MAX            2048   /* S3's cap on x-amz-meta-* names plus values */
 
 typedef struct _SrvStore       SrvStore;
 typedef struct _SrvStoreVTable SrvStoreVTable;
@@ -131,7 +133,7 @@ typedef struct {
   guint missing;                       /* index rows whose file is gone (data loss, logged) */
 } SrvStoreFsckReport;
 
-/* A byte range to serve, both ends inclusive. */
+/* A byte range to serve, both ends inclusive; an empty object is served as { 0, -1 }. */
 typedef struct {
   gint64 first;
   gint64 last;
@@ -155,6 +157,10 @@ struct _SrvStoreVTable {
                                      const char *range, SrvObjectInfo **info,
                                      SrvByteRange *served, gboolean *partial, GError **error);
   gboolean       (*delete)          (SrvStore *store, const char *bucket, const char *key,
+                                     GError **error);
+  /* Deletes the keys of the SrvDeleteResults whose error is NULL (the front has checked
+   * them), setting error on those it could not; FALSE if the whole batch failed. */
+  gboolean       (*delete_many)     (SrvStore *store, const char *bucket, GPtrArray *results,
                                      GError **error);
   SrvListResult *(*list_v2)         (SrvStore *store, const char *bucket, const char *prefix,
                                      const char *delimiter, int max_keys,
@@ -210,7 +216,8 @@ gboolean       srv_store_head_bucket     (SrvStore                *store,
                                           GError                 **error);
 
 /* Stores @body as @key, replacing any previous version only once the new one is durable.
- * @expected_size -1 when unknown; @content_md5 NULL or the Content-MD5 header (base64).
+ * @expected_size -1 when unknown; @content_md5 NULL or the Content-MD5 header (base64);
+ * @metadata the x-amz-meta-* headers without that prefix (names are stored lowercase).
  * On any failure the previous version stays intact and nothing half-written is visible. */
 SrvObjectInfo *srv_store_put             (SrvStore                *store,
                                           const char              *bucket,

@@ -260,6 +260,32 @@ test_bad_body (Fixture *f, gconstpointer data)
   g_assert_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INCOMPLETE_BODY);
   g_clear_error (&error);
 
+  /* S3 caps user metadata at 2 KB, names plus values. */
+  {
+    g_autoptr(GHashTable) meta = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_free);
+
+    g_hash_table_insert (meta, "big", g_strnfill (SRV_STORE_METADATA_MAX, 'm'));
+    g_assert_null (put_full (f->store, BUCKET, "k", v2, -1, NULL, meta, &error));
+    g_assert_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_METADATA_TOO_LARGE);
+    g_clear_error (&error);
+    g_hash_table_insert (meta, "big", g_strdup ("\xff"));
+    g_assert_null (put_full (f->store, BUCKET, "k", v2, -1, NULL, meta, &error));
+    g_assert_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
+  }
+
+  /* A client that goes away mid-body. */
+  {
+    g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+    g_autoptr(GInputStream) in = g_memory_input_stream_new_from_bytes (v2);
+
+    g_cancellable_cancel (cancellable);
+    g_assert_null (srv_store_put (f->store, BUCKET, "k", in, -1, NULL, NULL, NULL, cancellable,
+                                  &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+    g_clear_error (&error);
+  }
+
   back = get (f->store, "k");
   g_assert_true (g_bytes_equal (back, v1));
   g_assert_cmpuint (count_data (f->dir, "tmp"), ==, 0);
