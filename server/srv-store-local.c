@@ -591,7 +591,10 @@ open_index (SrvStoreLocal *self, GError **error)
   int rc;
   int version;
 
-  rc = sqlite3_open_v2 (path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  /* FULLMUTEX although self->lock serialises us: it keeps a statement finalised after the
+   * unlock (an early return) harmless. */
+  rc = sqlite3_open_v2 (path, &self->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
   if (rc != SQLITE_OK)
     {
       g_set_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INTERNAL, "cannot open %s: %s",
@@ -1459,6 +1462,7 @@ local_create_upload (SrvStore *store, const char *bucket, const char *key,
     }
   if (!ok)
     g_rmdir (dir);
+  g_clear_pointer (&stmt, sqlite3_finalize);
   inflight_remove_locked (self, id);
   g_mutex_unlock (&self->lock);
   return ok ? g_strdup (id) : NULL;
@@ -1546,15 +1550,16 @@ local_upload_part (SrvStore *store, const char *bucket, const char *key, const c
 rollback:
   rollback (self);
 unlock:
+  g_clear_pointer (&sel, sqlite3_finalize);
+  g_clear_pointer (&up, sqlite3_finalize);
   g_mutex_unlock (&self->lock);
   if (part == NULL)
     g_unlink (dest);
-  if (old_file != NULL)
+  else if (old_file != NULL)
     {
       g_autofree char *old_path = part_path (self, upload_id, old_file);
 
-      if (part != NULL)
-        g_unlink (old_path);
+      g_unlink (old_path);
     }
 out:
   staged_clear (self, &st, TRUE);
