@@ -442,7 +442,8 @@ srv_store_list_v2 (SrvStore    *store,
                    GError     **error)
 {
   g_return_val_if_fail (store != NULL, NULL);
-  if (!srv_store_head_bucket (store, bucket, error) || !check_limit (&max_keys, "max-keys", error) ||
+  if (!srv_store_head_bucket (store, bucket, error) ||
+      !check_limit (&max_keys, "max-keys", error) ||
       !check_optional_utf8 (prefix, "prefix", error) ||
       !check_optional_utf8 (delimiter, "delimiter", error) ||
       !check_optional_utf8 (start_after, "start-after", error))

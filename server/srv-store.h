@@ -24,7 +24,7 @@ typedef enum {
   SRV_STORE_ERROR_ENTITY_TOO_LARGE,    /* EntityTooLarge 400 */
   SRV_STORE_ERROR_INCOMPLETE_BODY,     /* IncompleteBody 400: body length != expected size */
   SRV_STORE_ERROR_BAD_DIGEST,          /* BadDigest 400: Content-MD5 does not match the body */
-  SRV_STORE_ERROR_INVALID_DIGEST,      /* InvalidDigest 400: Content-MD5 is not base64 of 16 bytes */
+  SRV_STORE_ERROR_INVALID_DIGEST,      /* InvalidDigest 400: Content-MD5 not base64 of 16 bytes */
   SRV_STORE_ERROR_KEY_TOO_LONG,        /* KeyTooLongError 400: over SRV_STORE_KEY_MAX bytes */
   SRV_STORE_ERROR_INVALID_ARGUMENT,    /* InvalidArgument 400: bad key, token, marker, number */
   SRV_STORE_ERROR_INVALID_REQUEST,     /* InvalidRequest 400: copy onto itself without REPLACE */
@@ -40,7 +40,7 @@ typedef enum {
 #define SRV_STORE_MIN_PART_SIZE_DEFAULT   (G_GINT64_CONSTANT (5) << 20)
 #define SRV_STORE_MAX_PART_NUMBER         10000  /* S3's limit on parts per upload */
 #define SRV_STORE_KEY_MAX                 1024   /* S3 keys are 1..1024 bytes of UTF-8 */
-#define SRV_STORE_LIST_MAX                1000   /* S3's default and cap for max-keys/parts/uploads */
+#define SRV_STORE_LIST_MAX                1000   /* S3's default and cap: max-keys/parts/uploads */
 #define SRV_STORE_METADATA_MAX            2048   /* S3's cap on x-amz-meta-* names plus values */
 
 typedef struct _SrvStore       SrvStore;
