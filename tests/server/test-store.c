@@ -985,6 +985,43 @@ test_crash_recovery (Fixture *f, gconstpointer data)
   g_assert_cmpuint (report.tmp_removed, ==, 1);
 }
 
+/* An object file lost behind the store's back is reported, never hidden by dropping its row.
+ * In a subprocess: the report is a warning, which G_DEBUG=fatal-warnings would make fatal. */
+static void
+test_missing_file (void)
+{
+  g_autofree char *dir = NULL;
+  SrvStoreFsckReport report;
+
+  if (g_test_subprocess ())
+    {
+      g_autoptr(GBytes) bytes = random_bytes (10, 32);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(SrvObjectInfo) head = NULL;
+      g_autofree char *objects = NULL;
+      SrvStore *store;
+
+      g_log_set_always_fatal (G_LOG_FATAL_MASK);
+      dir = mp_test_make_tmpdir ("magpie-store-missing");
+      store = open_store (dir, 0);
+      srv_object_info_free (put (store, "lost", bytes));
+      objects = g_build_filename (dir, "data", "objects", NULL);
+      mp_test_rm_rf (objects);
+      g_assert_true (srv_store_fsck (store, &report, &error));
+      g_assert_cmpuint (report.missing, ==, 1);
+      head = srv_store_head (store, BUCKET, "lost", &error);
+      g_assert_nonnull (head);
+      g_assert_null (get_range (store, "lost", NULL, NULL, NULL, &error));
+      g_assert_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INTERNAL);
+      srv_store_close (store);
+      mp_test_rm_rf (dir);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*1 index rows point at missing files*");
+}
+
 static void
 test_hostile_keys (Fixture *f, gconstpointer data)
 {
@@ -1203,6 +1240,7 @@ main (int argc, char *argv[])
   ADD ("multipart-errors", test_multipart_errors);
   ADD ("list-uploads", test_list_uploads);
   ADD ("crash-recovery", test_crash_recovery);
+  g_test_add_func ("/srv/store/missing-file", test_missing_file);
   ADD ("hostile-keys", test_hostile_keys);
   ADD ("concurrent", test_concurrent);
   g_test_add_func ("/srv/store/no-space", test_no_space);
