@@ -1312,6 +1312,9 @@ local_list_v2 (SrvStore *store, const char *bucket, const char *prefix, const ch
   if (max_keys == 0)
     return g_steal_pointer (&res);
 
+  /* Walk the (bucket, key) index in order. A key under a common prefix emits the prefix and
+   * the walk jumps past every key that shares it (seek to its successor), so a prefix costs
+   * one index seek however many keys it holds. One row past max-keys tells truncation. */
   g_mutex_lock (&self->lock);
   while (ok)
     {
