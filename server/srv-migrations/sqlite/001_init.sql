@@ -40,7 +40,9 @@ CREATE TABLE tags (
   confidence DOUBLE PRECISION NOT NULL CHECK (confidence >= 0 AND confidence <= 1),
   PRIMARY KEY (photo_id, rank)
 );
-CREATE INDEX tags_label ON tags (lower(label), confidence);
+-- No index on label: a tag filter walks the identity's photos newest first and probes each
+-- photo's few tags by primary key; an index on lower(label) tempts the planner into scanning
+-- every tag of that label once per photo.
 
 CREATE TABLE jobs (
   id               TEXT    PRIMARY KEY,
