@@ -484,7 +484,8 @@ migrate (Conn *c, SrvDb *db, GError **error)
     return FALSE;
   if (!conn_exec (c, "PRAGMA synchronous = FULL; "
                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                     "  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                     "  version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     "  applied_at BIGINT NOT NULL)",
                      error))
     return FALSE;
   c->durable = TRUE;
@@ -711,12 +712,17 @@ get_identity_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 static SrvIdentity *
 sqlite_create_identity (SrvDb *db, const SrvIdentity *identity, GError **error)
 {
-  IdentityOp op = { .in = identity, .id = identity->id };
+  IdentityOp op = { .in = identity };
+  SrvIdentity *copy;
 
-  if (!run_txn (db, TXN_WRITE_DURABLE, create_identity_txn, &op, error) ||
-      !run_txn (db, TXN_READ, get_identity_txn, &op, error))
+  if (!run_txn (db, TXN_WRITE_DURABLE, create_identity_txn, &op, error))
     return NULL;
-  return op.out;
+  copy = g_memdup2 (identity, sizeof *identity);
+  copy->id = g_strdup (identity->id);
+  copy->username = g_strdup (identity->username);
+  copy->password_hash = g_strdup (identity->password_hash);
+  copy->secret_hash = g_strdup (identity->secret_hash);
+  return copy;
 }
 
 static SrvIdentity *

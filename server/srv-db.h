@@ -217,7 +217,8 @@ GPtrArray   *srv_db_lease_jobs            (SrvDb               *db,
                                            GError             **error);
 /* Stores @tags as the photo's one tag set and marks the job done. When the photo already has a
  * tag set (a duplicate delivery) only the job is marked done and *applied is FALSE. Accepted
- * from any @owner: the work is real even if the lease ran out. NOT_FOUND when the job is gone. */
+ * from any @owner, even after the lease ran out or the job was dead-lettered: the work is real.
+ * NOT_FOUND when the job is gone (its photo was deleted). */
 gboolean     srv_db_complete_job          (SrvDb               *db,
                                            const char          *job_id,
                                            const char          *owner,

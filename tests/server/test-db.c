@@ -416,7 +416,11 @@ test_list_pagination (Fixture *f, gconstpointer data)
         }
     }
   for (guint i = 0; i < 250; i++)
-    g_hash_table_insert (by_id, g_array_index (model, Model, i).id, &g_array_index (model, Model, i));
+    {
+      Model *m = &g_array_index (model, Model, i);
+
+      g_hash_table_insert (by_id, m->id, m);
+    }
 
   jobs = lease (f->db, "tagger", 1000);
   g_assert_cmpuint (jobs->len, ==, 275);
@@ -784,6 +788,31 @@ test_requeue_on_reopen (Fixture *f, gconstpointer data)
   g_assert_cmpint (srv_db_requeue_leased (f->db, &error), ==, 3);
 }
 
+static void
+test_delete_while_leased (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *me = new_guest (f->db);
+  g_autoptr(SrvPhoto) photo = register_key (f->db, me, "users/me/gone.jpg", NULL);
+  g_autoptr(GPtrArray) jobs = lease (f->db, "w", 1);
+  g_autofree char *key = NULL;
+  SrvTag tag = { (char *) "cat", 0.5 };
+
+  g_assert_cmpuint (jobs->len, ==, 1);
+  key = srv_db_delete_photo (f->db, me, photo->id, &error);
+  g_assert_no_error (error);
+  g_assert_false (srv_db_complete_job (f->db, ((SrvJob *) jobs->pdata[0])->id, "w", "m", &tag, 1,
+                                       NULL, &error));
+  g_assert_error (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (srv_db_fail_job (f->db, ((SrvJob *) jobs->pdata[0])->id, "w", "x", TRUE, NULL,
+                                   &error));
+  g_assert_error (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_true (srv_db_check_integrity (f->db, &error));
+  g_assert_no_error (error);
+}
+
 typedef struct {
   SrvDb      *db;
   GMutex      lock;
@@ -904,6 +933,18 @@ test_concurrency (Fixture *f, gconstpointer data)
   g_mutex_clear (&sh.lock);
 }
 
+static gpointer
+register_later (gpointer data)
+{
+  Fixture *f = data;
+  g_autofree char *someone = NULL;
+
+  g_usleep (50 * 1000);
+  someone = new_guest (f->db);
+  srv_photo_free (register_key (f->db, someone, "users/someone/1.jpg", NULL));
+  return NULL;
+}
+
 static void
 test_events (Fixture *f, gconstpointer data)
 {
@@ -917,6 +958,20 @@ test_events (Fixture *f, gconstpointer data)
   gint64 newest;
 
   g_assert_cmpuint (srv_db_wait_events (f->db, generation, 1000), ==, generation);
+
+  /* A waiter on another thread wakes when the commit lands, long before its timeout. */
+  {
+    gint64 start = g_get_monotonic_time ();
+    GThread *writer;
+
+    generation = srv_db_event_generation (f->db);
+    writer = g_thread_new ("writer", register_later, f);
+    g_assert_cmpuint (srv_db_wait_events (f->db, generation, 60 * G_USEC_PER_SEC), >,
+                      generation);
+    g_assert_cmpint (g_get_monotonic_time () - start, <, 30 * G_USEC_PER_SEC);
+    g_thread_join (writer);
+  }
+  generation = srv_db_event_generation (f->db);
   for (int i = 0; i < 5; i++)
     {
       g_autofree char *key = g_strdup_printf ("users/me/%d.jpg", i);
@@ -938,7 +993,7 @@ test_events (Fixture *f, gconstpointer data)
   f->now += SRV_DB_EVENT_RETENTION_US - 1;
   g_assert_cmpint (srv_db_prune_events (f->db, &error), ==, 0);
   f->now += 2;
-  g_assert_cmpint (srv_db_prune_events (f->db, &error), ==, 4);
+  g_assert_cmpint (srv_db_prune_events (f->db, &error), ==, 5);  /* someone's one and 4 of mine */
   g_assert_no_error (error);
   rest = events (f->db, me);
   g_assert_cmpuint (rest->len, ==, 1);
@@ -1096,6 +1151,7 @@ main (int argc, char *argv[])
   ADD ("lease-complete-fail", test_lease_complete_fail);
   ADD ("lease-expiry", test_lease_expiry);
   ADD ("requeue-on-reopen", test_requeue_on_reopen);
+  ADD ("delete-while-leased", test_delete_while_leased);
   ADD ("concurrency", test_concurrency);
   ADD ("events", test_events);
   g_test_add_func ("/srv/db/photo-json", test_photo_json);

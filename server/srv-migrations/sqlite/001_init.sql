@@ -66,7 +66,8 @@ CREATE TABLE job_counters (
   name  TEXT   PRIMARY KEY,
   value BIGINT NOT NULL
 );
-INSERT INTO job_counters (name, value) VALUES ('done', 0), ('dead', 0), ('retried', 0), ('expired', 0);
+INSERT INTO job_counters (name, value)
+  VALUES ('done', 0), ('dead', 0), ('retried', 0), ('expired', 0);
 
 -- ids are assigned as MAX(id) + 1 under the writer lock, so they increase in commit order.
 CREATE TABLE events (
