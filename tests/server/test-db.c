@@ -1068,6 +1068,44 @@ crash_child (const char *location, const char *identity_id, const char *round)
   return 0;
 }
 
+/* Whatever the kill interrupted left no half: each photo has its job and one photo.created
+ * event, each tag set its photo.tagged event and its count in the totals. */
+static void
+check_all_or_nothing (SrvDb *db, const char *identity_id)
+{
+  g_autoptr(GPtrArray) evs = events (db, identity_id);
+  g_autofree char *cursor = NULL;
+  SrvQueueStats s = stats (db);
+  guint n_photos = 0;
+  guint n_tagged = 0;
+
+  do
+    {
+      SrvPhotoQuery q = { .limit = SRV_DB_LIST_LIMIT_MAX, .cursor = cursor };
+      g_autoptr(GError) error = NULL;
+      g_autofree char *next = NULL;
+      g_autoptr(GPtrArray) page = srv_db_list_photos (db, identity_id, &q, &next, &error);
+
+      g_assert_no_error (error);
+      for (guint i = 0; i < page->len; i++)
+        {
+          SrvPhoto *p = page->pdata[i];
+          gboolean tagged = p->state == SRV_PHOTO_TAGGED;
+
+          g_assert_cmpuint (count_events (evs, SRV_EVENT_PHOTO_CREATED, p->id), ==, 1);
+          g_assert_cmpuint (count_events (evs, SRV_EVENT_PHOTO_TAGGED, p->id), ==, tagged);
+          g_assert_cmpuint (p->tags->len, ==, tagged ? 2 : 0);
+          n_photos++;
+          n_tagged += tagged;
+        }
+      g_free (cursor);
+      cursor = g_steal_pointer (&next);
+    }
+  while (cursor != NULL);
+  g_assert_cmpint (s.done, ==, n_tagged);
+  g_assert_cmpint (s.queued + s.leased + s.done, ==, n_photos);
+}
+
 static void
 test_durability (Fixture *f, gconstpointer data)
 {
@@ -1122,6 +1160,7 @@ test_durability (Fixture *f, gconstpointer data)
               g_assert_cmpuint (p->tags->len, ==, 2);
             }
         }
+      check_all_or_nothing (f->db, me);
       /* What the dead child had leased comes back, as after a real crash. */
       g_assert_cmpint (srv_db_requeue_leased (f->db, &error), >=, 0);
       g_assert_no_error (error);
