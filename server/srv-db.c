@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <gio/gio.h>
-#include <math.h>
 #include <string.h>
 #include <sys/random.h>
 
