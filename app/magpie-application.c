@@ -116,8 +116,17 @@ preferences_action_cb (GSimpleAction *action,
 {
   MagpieApplication *self = user_data;
   GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
-  MagpiePreferencesWindow *preferences = magpie_preferences_window_new (self->settings);
+  MagpiePreferencesWindow *preferences;
 
+  /* One preferences window at a time: a second would show the same settings twice. */
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (self)); l != NULL; l = l->next)
+    if (MAGPIE_IS_PREFERENCES_WINDOW (l->data))
+      {
+        gtk_window_present (l->data);
+        return;
+      }
+
+  preferences = magpie_preferences_window_new (self->settings);
   gtk_window_set_transient_for (GTK_WINDOW (preferences), parent);
   gtk_window_set_application (GTK_WINDOW (preferences), GTK_APPLICATION (self));
   gtk_window_present (GTK_WINDOW (preferences));
@@ -249,12 +258,4 @@ magpie_application_get_connection (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->connection;
-}
-
-GSettings *
-magpie_application_get_settings (MagpieApplication *self)
-{
-  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
-
-  return self->settings;
 }

@@ -13,6 +13,5 @@ G_DECLARE_FINAL_TYPE (MagpieApplication, magpie_application, MAGPIE, APPLICATION
 
 MagpieApplication *magpie_application_new            (void);
 MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
-GSettings         *magpie_application_get_settings   (MagpieApplication *self);
 
 G_END_DECLS

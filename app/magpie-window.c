@@ -128,6 +128,8 @@ magpie_window_constructed (GObject *object)
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->connection, "notify::server-url",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->connection, "notify::server-version",
+                           G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   update_connection_indicator (self);
 }
 

@@ -3,6 +3,93 @@
 
 #include "app-test-util.h"
 
+#include <glib/gstdio.h>
+#include <signal.h>
+
+#define APP_TEST_MAX_SERVERS 8
+
+/* Servers still running, for the SIGABRT handler: a failed g_assert() aborts the test
+ * without running any g_autoptr cleanup, and magpied would outlive it. */
+static AppTestServer *running_servers[APP_TEST_MAX_SERVERS];
+
+/* abort() comes from g_assert() on the test's own thread, not from inside malloc, so freeing
+ * here is safe enough for a process that is about to die anyway. */
+static void
+stop_servers_on_abort (int signum)
+{
+  for (guint i = 0; i < APP_TEST_MAX_SERVERS; i++)
+    {
+      AppTestServer *server = running_servers[i];
+
+      if (server == NULL)
+        continue;
+      running_servers[i] = NULL;
+      if (server->process != NULL)
+        g_subprocess_force_exit (server->process);
+      if (server->own_data_dir)
+        mp_test_rm_rf (server->data_dir);
+      g_unlink (server->log_path);
+    }
+  signal (SIGABRT, SIG_DFL);
+  raise (SIGABRT);
+}
+
+static void
+track_server (AppTestServer *server,
+              gboolean       running)
+{
+  static gsize handler_installed = 0;
+
+  if (g_once_init_enter (&handler_installed))
+    {
+      signal (SIGABRT, stop_servers_on_abort);
+      g_once_init_leave (&handler_installed, 1);
+    }
+
+  for (guint i = 0; i < APP_TEST_MAX_SERVERS; i++)
+    {
+      if (running && running_servers[i] == NULL)
+        {
+          running_servers[i] = server;
+          return;
+        }
+      if (!running && running_servers[i] == server)
+        {
+          running_servers[i] = NULL;
+          return;
+        }
+    }
+  g_assert_false (running);
+}
+
+/* A real magpied on a loopback port the kernel picks. */
+AppTestServer *
+app_test_server_start (void)
+{
+  g_autoptr(GError) error = NULL;
+  AppTestServer *server = mp_test_server_start (NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  track_server (server, TRUE);
+  return server;
+}
+
+/* Stops the server as an operator would (SIGTERM) and waits for it to go. */
+void
+app_test_server_stop (AppTestServer *server)
+{
+  mp_test_server_stop (server, SIGTERM, NULL);
+}
+
+void
+app_test_server_free (AppTestServer *server)
+{
+  if (server == NULL)
+    return;
+  track_server (server, FALSE);
+  mp_test_server_free (server);
+}
+
 static gboolean
 timed_out_cb (gpointer user_data)
 {

@@ -2,10 +2,14 @@
 #pragma once
 
 #include "magpie-application.h"
+#include "mp-test-util.h"
 
 G_BEGIN_DECLS
 
 typedef gboolean (*AppTestCondition) (gpointer user_data);
+
+/* A magpied for one test, also stopped (and its data removed) when an assertion fails. */
+typedef MpTestServer AppTestServer;
 
 MagpieApplication *app_test_application_new (void);
 gboolean           app_test_wait            (AppTestCondition  condition,
@@ -13,5 +17,10 @@ gboolean           app_test_wait            (AppTestCondition  condition,
                                              guint             timeout_ms);
 GtkWindow         *app_test_find_window     (GType             type);
 void               app_test_close_all       (void);
+AppTestServer     *app_test_server_start    (void);
+void               app_test_server_stop     (AppTestServer    *server);
+void               app_test_server_free     (AppTestServer    *server);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (AppTestServer, app_test_server_free)
 
 G_END_DECLS

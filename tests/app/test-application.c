@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 
 #include "app-test-util.h"
-#include "mp-test-util.h"
 
 static const char *
 magpie_path (void)
@@ -115,14 +114,12 @@ check_override_cb (gpointer user_data)
 static void
 test_server_url_override (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpTestServer) server = mp_test_server_start (NULL, NULL, &error);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
   g_autoptr(MagpieApplication) app = magpie_application_new ();
   OverrideCheck check = { app, NULL, FALSE };
   char *argv[] = { "magpie", "--server-url", NULL, NULL };
   int status;
 
-  g_assert_no_error (error);
   check.url = server->url;
   argv[2] = server->url;
 

@@ -1,13 +1,11 @@
 /* test-connection.c - the connection indicator's model against a real magpied */
 #include "config.h"
 
-#include <signal.h>
 #include <string.h>
 
 #include "app-test-util.h"
 #include "magpie-client-error.h"
 #include "magpie-connection.h"
-#include "mp-test-util.h"
 
 /* Nothing listens here: the port is taken from the kernel and released again. */
 static char *
@@ -85,11 +83,8 @@ test_check_url (void)
 static void
 test_online_then_unreachable (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpTestServer) server = mp_test_server_start (NULL, NULL, &error);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
   g_autoptr(MagpieConnection) connection = NULL;
-
-  g_assert_no_error (error);
 
   /* Checked every second, so the server's going is noticed without any nudge. */
   connection = magpie_connection_new (server->url, 1);
@@ -100,7 +95,7 @@ test_online_then_unreachable (void)
   g_assert_cmpstr (magpie_connection_get_server_version (connection), ==, PACKAGE_VERSION);
   g_assert_null (magpie_connection_get_error_message (connection));
 
-  mp_test_server_stop (server, SIGTERM, NULL);
+  app_test_server_stop (server);
   g_assert_true (app_test_wait (is_unreachable, connection, 10000));
   g_assert_null (magpie_connection_get_server_version (connection));
   g_assert_nonnull (magpie_connection_get_error_message (connection));
@@ -109,14 +104,11 @@ test_online_then_unreachable (void)
 static void
 test_url_change_checks_at_once (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpTestServer) server = mp_test_server_start (NULL, NULL, &error);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
   g_autoptr(MagpieConnection) connection = NULL;
   g_autofree char *closed = closed_port_url ();
   g_autofree char *with_slash = NULL;
   g_autofree char *version = NULL;
-
-  g_assert_no_error (error);
 
   /* The default interval is 15 s; every wait below is far shorter, so only the immediate
    * check on a URL change can pass them. */
@@ -140,7 +132,7 @@ test_url_change_checks_at_once (void)
   /* magpie_connection_refresh() checks again without waiting for the interval. */
   magpie_connection_set_server_url (connection, server->url);
   g_assert_true (app_test_wait (is_online, connection, 5000));
-  mp_test_server_stop (server, SIGTERM, NULL);
+  app_test_server_stop (server);
   magpie_connection_refresh (connection);
   g_assert_true (app_test_wait (is_unreachable, connection, 5000));
 }
@@ -148,12 +140,9 @@ test_url_change_checks_at_once (void)
 static void
 test_not_magpied (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpTestServer) server = mp_test_server_start (NULL, NULL, &error);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
   g_autoptr(MagpieConnection) connection = NULL;
   g_autofree char *wrong_path = NULL;
-
-  g_assert_no_error (error);
 
   /* magpied answers 404 below another path: a server, but not the one asked for. */
   wrong_path = g_strconcat (server->url, "/not-magpie", NULL);
@@ -178,12 +167,9 @@ set_true_cb (gpointer user_data)
 static void
 test_dispose_cancels (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(MpTestServer) server = mp_test_server_start (NULL, NULL, &error);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
   MagpieConnection *connection;
   gboolean done = FALSE;
-
-  g_assert_no_error (error);
 
   /* A check in flight when the last reference goes is cancelled; its callback must not
    * touch the finalized object (a crash or warning would fail this test). */

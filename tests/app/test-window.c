@@ -1,6 +1,8 @@
 /* test-window.c - the main window: its pages, its state, the windows its actions open */
 #include "config.h"
 
+#include <string.h>
+
 #include "app-test-util.h"
 #include "magpie-preferences-window.h"
 #include "magpie-window.h"
@@ -153,6 +155,7 @@ test_preferences_action (void)
 {
   MagpieWindow *window = activate_window ();
   GtkWindow *preferences;
+  guint n_preferences = 0;
 
   g_action_group_activate_action (G_ACTION_GROUP (app), "preferences", NULL);
   g_assert_true (app_test_wait (window_of_type_shown,
@@ -160,7 +163,60 @@ test_preferences_action (void)
   preferences = app_test_find_window (MAGPIE_TYPE_PREFERENCES_WINDOW);
   g_assert_true (gtk_window_get_transient_for (preferences) == GTK_WINDOW (window));
 
+  /* Asking again brings the same window back rather than opening a second. */
+  g_action_group_activate_action (G_ACTION_GROUP (app), "preferences", NULL);
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (app)); l; l = l->next)
+    n_preferences += MAGPIE_IS_PREFERENCES_WINDOW (l->data);
+  g_assert_cmpuint (n_preferences, ==, 1);
+
   app_test_close_all ();
+}
+
+typedef struct {
+  GtkWidget  *indicator;
+  const char *text;
+} TooltipWait;
+
+static gboolean
+tooltip_contains (gpointer user_data)
+{
+  TooltipWait *wait = user_data;
+  const char *tooltip = gtk_widget_get_tooltip_text (wait->indicator);
+
+  return tooltip != NULL && strstr (tooltip, wait->text) != NULL;
+}
+
+static void
+test_connection_indicator (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APPLICATION_ID);
+  g_autoptr(AppTestServer) server = app_test_server_start ();
+  g_autofree char *online = NULL;
+  MagpieWindow *window;
+  TooltipWait wait;
+
+  window = activate_window ();
+  wait.indicator = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                              MAGPIE_TYPE_WINDOW,
+                                                              "connection_image"));
+  g_assert_nonnull (wait.indicator);
+
+  /* The header follows the setting: a new address is checked at once, not in 15 s. */
+  g_settings_set_string (settings, "server-url", server->url);
+  online = g_strdup_printf ("Connected to magpied %s at %s", PACKAGE_VERSION, server->url);
+  wait.text = online;
+  g_assert_true (app_test_wait (tooltip_contains, &wait, 5000));
+  g_assert_true (gtk_widget_has_css_class (wait.indicator, "success"));
+
+  app_test_server_stop (server);
+  magpie_connection_refresh (magpie_application_get_connection (app));
+  wait.text = "Server unreachable at";
+  g_assert_true (app_test_wait (tooltip_contains, &wait, 5000));
+  g_assert_true (gtk_widget_has_css_class (wait.indicator, "error"));
+  g_assert_false (gtk_widget_has_css_class (wait.indicator, "success"));
+
+  app_test_close_all ();
+  g_settings_reset (settings, "server-url");
 }
 
 static gboolean
@@ -202,6 +258,7 @@ main (int   argc,
   g_test_add_func ("/app/window/shortcuts", test_shortcuts);
   g_test_add_func ("/app/window/preferences-action", test_preferences_action);
   g_test_add_func ("/app/window/quit-action", test_quit_action);
+  g_test_add_func ("/app/window/connection-indicator", test_connection_indicator);
 
   status = g_test_run ();
   g_clear_object (&app);
