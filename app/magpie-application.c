@@ -11,8 +11,8 @@
 #include "magpie-resources.h"
 #include "magpie-window.h"
 
-/* The command line's exit status for a value that cannot be used, as sysexits' EX_USAGE
- * would be too specific for a GUI: 2 is what GOptionContext itself uses for bad options. */
+/* The exit status for an option value that cannot be used: the same as GOptionContext gives
+ * for options it cannot parse. */
 #define MAGPIE_EXIT_USAGE 2
 
 struct _MagpieApplication {
@@ -20,7 +20,6 @@ struct _MagpieApplication {
 
   GSettings        *settings;
   MagpieConnection *connection;
-  char             *server_url_override;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -32,15 +31,25 @@ static const GOptionEntry option_entries[] = {
   { NULL }
 };
 
+/* For this run only: the connection stops following the setting, which keeps its value. */
 static void
 apply_server_url_override (MagpieApplication *self,
                            const char        *url)
 {
-  g_free (self->server_url_override);
-  self->server_url_override = g_strdup (url);
-
   g_settings_unbind (self->connection, "server-url");
   magpie_connection_set_server_url (self->connection, url);
+}
+
+/* The first window of @type, or NULL: the main window rather than whichever dialog had the
+ * focus last, or the one preferences window there should be. */
+static GtkWindow *
+find_window (MagpieApplication *self,
+             GType              type)
+{
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (self)); l != NULL; l = l->next)
+    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type))
+      return l->data;
+  return NULL;
 }
 
 static int
@@ -88,7 +97,7 @@ static void
 magpie_application_activate (GApplication *application)
 {
   MagpieApplication *self = MAGPIE_APPLICATION (application);
-  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+  GtkWindow *window = find_window (self, MAGPIE_TYPE_WINDOW);
 
   if (window == NULL)
     window = GTK_WINDOW (magpie_window_new (self));
@@ -115,21 +124,16 @@ preferences_action_cb (GSimpleAction *action,
                        gpointer       user_data)
 {
   MagpieApplication *self = user_data;
-  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
-  MagpiePreferencesWindow *preferences;
+  GtkWindow *preferences = find_window (self, MAGPIE_TYPE_PREFERENCES_WINDOW);
 
   /* One preferences window at a time: a second would show the same settings twice. */
-  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (self)); l != NULL; l = l->next)
-    if (MAGPIE_IS_PREFERENCES_WINDOW (l->data))
-      {
-        gtk_window_present (l->data);
-        return;
-      }
-
-  preferences = magpie_preferences_window_new (self->settings);
-  gtk_window_set_transient_for (GTK_WINDOW (preferences), parent);
-  gtk_window_set_application (GTK_WINDOW (preferences), GTK_APPLICATION (self));
-  gtk_window_present (GTK_WINDOW (preferences));
+  if (preferences == NULL)
+    {
+      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings));
+      gtk_window_set_transient_for (preferences, find_window (self, MAGPIE_TYPE_WINDOW));
+      gtk_window_set_application (preferences, GTK_APPLICATION (self));
+    }
+  gtk_window_present (preferences);
 }
 
 static void
@@ -138,7 +142,7 @@ about_action_cb (GSimpleAction *action,
                  gpointer       user_data)
 {
   MagpieApplication *self = user_data;
-  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+  GtkWindow *parent = find_window (self, MAGPIE_TYPE_WINDOW);
 
   /* No website or issue tracker is named: the project has none published yet, and a made-up
    * address would send people nowhere. */
@@ -194,23 +198,12 @@ magpie_application_dispose (GObject *object)
 }
 
 static void
-magpie_application_finalize (GObject *object)
-{
-  MagpieApplication *self = MAGPIE_APPLICATION (object);
-
-  g_clear_pointer (&self->server_url_override, g_free);
-
-  G_OBJECT_CLASS (magpie_application_parent_class)->finalize (object);
-}
-
-static void
 magpie_application_class_init (MagpieApplicationClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
 
   object_class->dispose = magpie_application_dispose;
-  object_class->finalize = magpie_application_finalize;
 
   app_class->handle_local_options = magpie_application_handle_local_options;
   app_class->command_line = magpie_application_command_line;
