@@ -9,6 +9,12 @@ if ! command -v flatpak-builder >/dev/null 2>&1; then
   exit 77
 fi
 
+# flatpak-builder leaves a .flatpak-builder state directory wherever it runs: not in the tree.
+manifest=$(realpath "$manifest")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
 if ! out=$(flatpak-builder --show-manifest "$manifest" 2>&1); then
   echo "flatpak-builder cannot read $manifest:"
   echo "$out"
