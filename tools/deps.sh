@@ -15,7 +15,7 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   libxnnpack-dev libpthreadpool-dev libopenblas-dev
   # desktop session for the UI tests, data validators
-  xvfb xauth dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
+  xvfb xauth x11-utils dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
   desktop-file-utils appstream flatpak-builder
   # test peers: real S3 clients, a real PostgreSQL, HTTP tools
   awscli python3-boto3 rclone s3cmd postgresql curl valgrind

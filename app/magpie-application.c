@@ -1,0 +1,254 @@
+/* magpie-application.c - the Magpie application: actions, command line, the shared connection */
+#define G_LOG_DOMAIN "magpie-application"
+
+#include "config.h"
+
+#include "magpie-application.h"
+
+#include <glib/gi18n.h>
+
+#include "magpie-preferences-window.h"
+#include "magpie-resources.h"
+#include "magpie-window.h"
+
+/* The exit status for an option value that cannot be used: the same as GOptionContext gives
+ * for options it cannot parse. */
+#define MAGPIE_EXIT_USAGE 2
+
+struct _MagpieApplication {
+  AdwApplication    parent_instance;
+
+  GSettings        *settings;
+  MagpieConnection *connection;
+};
+
+G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
+
+static const GOptionEntry option_entries[] = {
+  { "server-url", 0, 0, G_OPTION_ARG_STRING, NULL,
+    N_("Use this magpied server for this run instead of the one in Preferences"), N_("URL") },
+  { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Show the version and exit"), NULL },
+  { NULL }
+};
+
+/* For this run only: the connection stops following the setting, which keeps its value. */
+static void
+apply_server_url_override (MagpieApplication *self,
+                           const char        *url)
+{
+  g_settings_unbind (self->connection, "server-url");
+  magpie_connection_set_server_url (self->connection, url);
+}
+
+/* The first window of @type, or NULL: the main window rather than whichever dialog had the
+ * focus last, or the one preferences window there should be. */
+static GtkWindow *
+find_window (MagpieApplication *self,
+             GType              type)
+{
+  for (GList *l = gtk_application_get_windows (GTK_APPLICATION (self)); l != NULL; l = l->next)
+    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type))
+      return l->data;
+  return NULL;
+}
+
+static int
+magpie_application_handle_local_options (GApplication *application,
+                                         GVariantDict *options)
+{
+  g_autoptr(GError) error = NULL;
+  const char *url = NULL;
+
+  if (g_variant_dict_contains (options, "version"))
+    {
+      g_print ("magpie %s\n", PACKAGE_VERSION);
+      return EXIT_SUCCESS;
+    }
+
+  /* Checked here, in the process that was started, so a mistake is reported where it was
+   * made and fails fast, whether or not another instance is already running. */
+  if (g_variant_dict_lookup (options, "server-url", "&s", &url) &&
+      !magpie_connection_check_url (url, &error))
+    {
+      /* Translators: %s is why the address cannot be used */
+      g_printerr (_("magpie: cannot use --server-url: %s\n"), error->message);
+      return MAGPIE_EXIT_USAGE;
+    }
+
+  return -1;
+}
+
+static int
+magpie_application_command_line (GApplication            *application,
+                                 GApplicationCommandLine *command_line)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (application);
+  GVariantDict *options = g_application_command_line_get_options_dict (command_line);
+  const char *url = NULL;
+
+  if (g_variant_dict_lookup (options, "server-url", "&s", &url))
+    apply_server_url_override (self, url);
+
+  g_application_activate (application);
+  return EXIT_SUCCESS;
+}
+
+static void
+magpie_application_activate (GApplication *application)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (application);
+  GtkWindow *window = find_window (self, MAGPIE_TYPE_WINDOW);
+
+  if (window == NULL)
+    window = GTK_WINDOW (magpie_window_new (self));
+  gtk_window_present (window);
+}
+
+static void
+quit_action_cb (GSimpleAction *action,
+                GVariant      *parameter,
+                gpointer       user_data)
+{
+  MagpieApplication *self = user_data;
+  g_autoptr(GList) windows = NULL;
+
+  /* Closing rather than quitting lets each window save its state in close-request. */
+  windows = g_list_copy (gtk_application_get_windows (GTK_APPLICATION (self)));
+  for (GList *l = windows; l != NULL; l = l->next)
+    gtk_window_close (l->data);
+}
+
+static void
+preferences_action_cb (GSimpleAction *action,
+                       GVariant      *parameter,
+                       gpointer       user_data)
+{
+  MagpieApplication *self = user_data;
+  GtkWindow *preferences = find_window (self, MAGPIE_TYPE_PREFERENCES_WINDOW);
+
+  /* One preferences window at a time: a second would show the same settings twice. */
+  if (preferences == NULL)
+    {
+      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings));
+      gtk_window_set_transient_for (preferences, find_window (self, MAGPIE_TYPE_WINDOW));
+      gtk_window_set_application (preferences, GTK_APPLICATION (self));
+    }
+  gtk_window_present (preferences);
+}
+
+static void
+about_action_cb (GSimpleAction *action,
+                 GVariant      *parameter,
+                 gpointer       user_data)
+{
+  MagpieApplication *self = user_data;
+  GtkWindow *parent = find_window (self, MAGPIE_TYPE_WINDOW);
+
+  /* No website or issue tracker is named: the project has none published yet, and a made-up
+   * address would send people nowhere. */
+  adw_show_about_window (parent,
+                         "application-name", _("Magpie"),
+                         "application-icon", APPLICATION_ID,
+                         "version", PACKAGE_VERSION,
+                         "developer-name", _("The Magpie developers"),
+                         "copyright", _("© 2026 The Magpie developers"),
+                         "license-type", GTK_LICENSE_GPL_3_0,
+                         "comments", _("A photo gallery that sees"),
+                         NULL);
+}
+
+static const GActionEntry app_actions[] = {
+  { "quit", quit_action_cb },
+  { "preferences", preferences_action_cb },
+  { "about", about_action_cb },
+};
+
+static void
+magpie_application_startup (GApplication *application)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (application);
+  static const char *quit_accels[] = { "<Control>q", NULL };
+  static const char *preferences_accels[] = { "<Control>comma", NULL };
+
+  G_APPLICATION_CLASS (magpie_application_parent_class)->startup (application);
+
+  self->settings = g_settings_new (APPLICATION_ID);
+  self->connection = magpie_connection_new (NULL, 0);
+  g_settings_bind (self->settings, "server-url", self->connection, "server-url",
+                   G_SETTINGS_BIND_GET);
+
+  g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
+                                   G_N_ELEMENTS (app_actions), self);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.quit", quit_accels);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.preferences",
+                                         preferences_accels);
+}
+
+static void
+magpie_application_dispose (GObject *object)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (object);
+
+  if (self->connection != NULL)
+    g_settings_unbind (self->connection, "server-url");
+  g_clear_object (&self->connection);
+  g_clear_object (&self->settings);
+
+  G_OBJECT_CLASS (magpie_application_parent_class)->dispose (object);
+}
+
+static void
+magpie_application_class_init (MagpieApplicationClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
+
+  object_class->dispose = magpie_application_dispose;
+
+  app_class->handle_local_options = magpie_application_handle_local_options;
+  app_class->command_line = magpie_application_command_line;
+  app_class->activate = magpie_application_activate;
+  app_class->startup = magpie_application_startup;
+}
+
+static void
+magpie_application_init (MagpieApplication *self)
+{
+  g_application_add_main_option_entries (G_APPLICATION (self), option_entries);
+  g_application_set_option_context_summary (G_APPLICATION (self),
+                                            _("A photo gallery that sees"));
+}
+
+MagpieApplication *
+magpie_application_new (void)
+{
+  static gsize initialized = 0;
+
+  /* Here rather than in main() so the tests, which link the same library, get the same
+   * translations and resources as people do. The resources are registered by hand because
+   * a constructor in a static library is dropped by the linker when nothing refers to it. */
+  if (g_once_init_enter (&initialized))
+    {
+      bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+      bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+      textdomain (GETTEXT_PACKAGE);
+      magpie_register_resource ();
+      g_once_init_leave (&initialized, 1);
+    }
+
+  return g_object_new (MAGPIE_TYPE_APPLICATION,
+                       "application-id", APPLICATION_ID,
+                       "resource-base-path", RESOURCE_BASE,
+                       "flags", G_APPLICATION_HANDLES_COMMAND_LINE,
+                       NULL);
+}
+
+/* The connection every window shows, NULL before start-up; its URL follows the settings
+ * unless --server-url gave one for this run. */
+MagpieConnection *
+magpie_application_get_connection (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->connection;
+}

@@ -1,0 +1,17 @@
+/* magpie-application.h - the Magpie application: actions, command line, the shared connection */
+#pragma once
+
+#include <adwaita.h>
+
+#include "magpie-connection.h"
+
+G_BEGIN_DECLS
+
+#define MAGPIE_TYPE_APPLICATION (magpie_application_get_type ())
+
+G_DECLARE_FINAL_TYPE (MagpieApplication, magpie_application, MAGPIE, APPLICATION, AdwApplication)
+
+MagpieApplication *magpie_application_new            (void);
+MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
+
+G_END_DECLS

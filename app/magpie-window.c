@@ -1,0 +1,235 @@
+/* magpie-window.c - the main window: gallery and draw pages, connection indicator */
+#define G_LOG_DOMAIN "magpie-window"
+
+#include "config.h"
+
+#include "magpie-window.h"
+
+#include <glib/gi18n.h>
+
+struct _MagpieWindow {
+  AdwApplicationWindow   parent_instance;
+
+  GSettings             *settings;
+  MagpieConnection      *connection;
+  MagpieConnectionState  shown_state;
+
+  /* template children */
+  AdwViewStack          *stack;
+  AdwToastOverlay       *toast_overlay;
+  GtkImage              *connection_image;
+};
+
+G_DEFINE_FINAL_TYPE (MagpieWindow, magpie_window, ADW_TYPE_APPLICATION_WINDOW)
+
+enum {
+  PROP_0,
+  PROP_CONNECTION,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void
+update_connection_indicator (MagpieWindow *self)
+{
+  MagpieConnectionState state = magpie_connection_get_state (self->connection);
+  const char *url = magpie_connection_get_server_url (self->connection);
+  GtkWidget *image = GTK_WIDGET (self->connection_image);
+  g_autofree char *tooltip = NULL;
+  const char *icon_name;
+  const char *css_class;
+
+  if (url == NULL)
+    url = "";
+
+  switch (state)
+    {
+    case MAGPIE_CONNECTION_STATE_ONLINE:
+      icon_name = "network-server-symbolic";
+      css_class = "success";
+      /* Translators: the first %s is the server's version, the second its address */
+      tooltip = g_strdup_printf (_("Connected to magpied %s at %s"),
+                                 magpie_connection_get_server_version (self->connection), url);
+      break;
+
+    case MAGPIE_CONNECTION_STATE_UNREACHABLE:
+      icon_name = "network-offline-symbolic";
+      css_class = "error";
+      /* Translators: %s is the server's address, then the reason follows on the next line */
+      tooltip = g_strdup_printf (_("Server unreachable at %s\n%s"), url,
+                                 magpie_connection_get_error_message (self->connection));
+      break;
+
+    case MAGPIE_CONNECTION_STATE_UNKNOWN:
+    default:
+      icon_name = "network-server-symbolic";
+      css_class = "dim-label";
+      /* Translators: %s is the server's address */
+      tooltip = g_strdup_printf (_("Checking the server at %s…"), url);
+      break;
+    }
+
+  gtk_image_set_from_icon_name (self->connection_image, icon_name);
+  gtk_widget_remove_css_class (image, "success");
+  gtk_widget_remove_css_class (image, "error");
+  gtk_widget_remove_css_class (image, "dim-label");
+  gtk_widget_add_css_class (image, css_class);
+  gtk_widget_set_tooltip_text (image, tooltip);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (image),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, tooltip,
+                                  -1);
+
+  /* Only a server that was there and went away is news; one that never answered is shown
+   * by the indicator alone. */
+  if (self->shown_state == MAGPIE_CONNECTION_STATE_ONLINE &&
+      state == MAGPIE_CONNECTION_STATE_UNREACHABLE)
+    adw_toast_overlay_add_toast (self->toast_overlay,
+                                 adw_toast_new (_("Lost the connection to the server")));
+  self->shown_state = state;
+}
+
+static void
+save_window_state (MagpieWindow *self)
+{
+  int width = 0;
+  int height = 0;
+
+  gtk_window_get_default_size (GTK_WINDOW (self), &width, &height);
+
+  g_settings_delay (self->settings);
+  if (width > 0 && height > 0)
+    {
+      g_settings_set_int (self->settings, "window-width", width);
+      g_settings_set_int (self->settings, "window-height", height);
+    }
+  g_settings_set_boolean (self->settings, "window-maximized",
+                          gtk_window_is_maximized (GTK_WINDOW (self)));
+  g_settings_apply (self->settings);
+}
+
+static gboolean
+magpie_window_close_request (GtkWindow *window)
+{
+  save_window_state (MAGPIE_WINDOW (window));
+
+  return GTK_WINDOW_CLASS (magpie_window_parent_class)->close_request (window);
+}
+
+static void
+magpie_window_constructed (GObject *object)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (object);
+
+  G_OBJECT_CLASS (magpie_window_parent_class)->constructed (object);
+
+  g_assert (MAGPIE_IS_CONNECTION (self->connection));
+  g_signal_connect_object (self->connection, "notify::state",
+                           G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->connection, "notify::server-url",
+                           G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->connection, "notify::server-version",
+                           G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
+  update_connection_indicator (self);
+}
+
+static void
+magpie_window_dispose (GObject *object)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (object);
+
+  gtk_widget_dispose_template (GTK_WIDGET (self), MAGPIE_TYPE_WINDOW);
+  g_clear_object (&self->connection);
+  g_clear_object (&self->settings);
+
+  G_OBJECT_CLASS (magpie_window_parent_class)->dispose (object);
+}
+
+static void
+magpie_window_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONNECTION:
+      g_value_set_object (value, self->connection);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+magpie_window_set_property (GObject      *object,
+                            guint         prop_id,
+                            const GValue *value,
+                            GParamSpec   *pspec)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (object);
+
+  switch (prop_id)
+    {
+    case PROP_CONNECTION:
+      g_set_object (&self->connection, g_value_get_object (value));
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+magpie_window_class_init (MagpieWindowClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+  GtkWindowClass *window_class = GTK_WINDOW_CLASS (klass);
+
+  object_class->constructed = magpie_window_constructed;
+  object_class->dispose = magpie_window_dispose;
+  object_class->get_property = magpie_window_get_property;
+  object_class->set_property = magpie_window_set_property;
+
+  window_class->close_request = magpie_window_close_request;
+
+  properties[PROP_CONNECTION] =
+    g_param_spec_object ("connection", NULL, NULL,
+                         MAGPIE_TYPE_CONNECTION,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE "/magpie-window.ui");
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, toast_overlay);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, connection_image);
+}
+
+static void
+magpie_window_init (MagpieWindow *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->settings = g_settings_new (APPLICATION_ID);
+  gtk_window_set_default_size (GTK_WINDOW (self),
+                               g_settings_get_int (self->settings, "window-width"),
+                               g_settings_get_int (self->settings, "window-height"));
+  if (g_settings_get_boolean (self->settings, "window-maximized"))
+    gtk_window_maximize (GTK_WINDOW (self));
+}
+
+MagpieWindow *
+magpie_window_new (MagpieApplication *application)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (application), NULL);
+
+  return g_object_new (MAGPIE_TYPE_WINDOW,
+                       "application", application,
+                       "connection", magpie_application_get_connection (application),
+                       NULL);
+}

@@ -1,0 +1,16 @@
+/* magpie-window.h - the main window: gallery and draw pages, connection indicator */
+#pragma once
+
+#include <adwaita.h>
+
+#include "magpie-application.h"
+
+G_BEGIN_DECLS
+
+#define MAGPIE_TYPE_WINDOW (magpie_window_get_type ())
+
+G_DECLARE_FINAL_TYPE (MagpieWindow, magpie_window, MAGPIE, WINDOW, AdwApplicationWindow)
+
+MagpieWindow *magpie_window_new (MagpieApplication *application);
+
+G_END_DECLS
