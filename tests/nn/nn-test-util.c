@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "nn-tensor.h"
 #include "nn-test-util.h"
@@ -83,4 +84,87 @@ nn_test_fill_random (NnTensor *t, GRand *rand, double lo, double hi)
         default:             ((guint8 *) t->data)[i] = (guint8) floor (v); break;
         }
     }
+}
+
+static void
+pb_varint (GByteArray *buf, guint64 v)
+{
+  do
+    {
+      guint8 b = v & 0x7f;
+
+      v >>= 7;
+      if (v)
+        b |= 0x80;
+      g_byte_array_append (buf, &b, 1);
+    }
+  while (v);
+}
+
+void
+pb_varint_field (GByteArray *buf, guint field, guint64 v)
+{
+  pb_varint (buf, (guint64) field << 3);
+  pb_varint (buf, v);
+}
+
+void
+pb_bytes_field (GByteArray *buf, guint field, const void *data, gsize len)
+{
+  pb_varint (buf, ((guint64) field << 3) | 2);
+  pb_varint (buf, len);
+  g_byte_array_append (buf, data, (guint) len);
+}
+
+void
+pb_string_field (GByteArray *buf, guint field, const char *s)
+{
+  pb_bytes_field (buf, field, s, strlen (s));
+}
+
+void
+pb_msg_field (GByteArray *buf, guint field, GByteArray *msg)
+{
+  pb_bytes_field (buf, field, msg->data, msg->len);
+  g_byte_array_unref (msg);
+}
+
+GByteArray *
+nn_test_value_info (const char *name, int elem_type, int ndim, const int64_t *dims)
+{
+  GByteArray *vi = g_byte_array_new ();
+  GByteArray *type = g_byte_array_new ();
+  GByteArray *tensor = g_byte_array_new ();
+  GByteArray *shape = g_byte_array_new ();
+
+  for (int i = 0; i < ndim; i++)
+    {
+      GByteArray *dim = g_byte_array_new ();
+
+      if (dims[i] < 0)
+        pb_string_field (dim, 2, "N");
+      else
+        pb_varint_field (dim, 1, (guint64) dims[i]);
+      pb_msg_field (shape, 1, dim);
+    }
+  pb_varint_field (tensor, 1, elem_type);
+  pb_msg_field (tensor, 2, shape);
+  pb_msg_field (type, 1, tensor);
+  pb_string_field (vi, 1, name);
+  pb_msg_field (vi, 2, type);
+  return vi;
+}
+
+GBytes *
+nn_test_model (GByteArray *graph, int opset)
+{
+  GByteArray *model = g_byte_array_new ();
+  GByteArray *os = g_byte_array_new ();
+
+  pb_varint_field (model, 1, 7);
+  pb_string_field (os, 1, "");
+  pb_varint_field (os, 2, opset);
+  pb_msg_field (model, 8, os);
+  pb_msg_field (model, 7, graph);
+  return g_byte_array_free_to_bytes (model);
 }
