@@ -363,8 +363,10 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
   plan = g_new0 (NnPlan, 1);
   plan->graph = g;
   plan->fast = opts->fast;
-  plan->vals = g_new0 (NnTensor, nv);
-  plan->known = g_new0 (gboolean, nv);
+  /* one spare slot per input: the fast path may keep a re-laid-out copy there */
+  plan->n_vals = nv + n_inputs;
+  plan->vals = g_new0 (NnTensor, plan->n_vals);
+  plan->known = g_new0 (gboolean, plan->n_vals);
   plan->owned = g_ptr_array_new_with_free_func (g_aligned_free);
   plan->steps = g_array_new (FALSE, TRUE, sizeof (NnStep));
   plan->n_key = n_inputs;
@@ -439,27 +441,37 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
       g_array_append_val (plan->steps, st);
     }
 
-  /* lifetimes of the values the steps produce */
-  first = g_new (int, nv);
-  last = g_new (int, nv);
-  for (guint i = 0; i < nv; i++)
+  if (opts->fast && !opts->no_xnn && !nn_xnn_rewrite (plan, opts->n_threads))
+    {
+      /* XNNPACK refused an operator it had said it would take: plan without it */
+      NnPlanOptions again = *opts;
+
+      again.no_xnn = TRUE;
+      nn_plan_free (plan);
+      return nn_plan_new (g, inputs, n_inputs, &again, error);
+    }
+
+  /* lifetimes of the values the steps produce, by their slot in plan->vals */
+  first = g_new (int, plan->n_vals);
+  last = g_new (int, plan->n_vals);
+  for (guint i = 0; i < plan->n_vals; i++)
     first[i] = last[i] = -1;
   for (guint s = 0; s < plan->steps->len; s++)
     {
       const NnStep *st = &g_array_index (plan->steps, NnStep, s);
 
       for (int k = 0; k < st->n_in; k++)
-        if (st->node->in[k] >= 0)
-          last[st->node->in[k]] = (int) s;
+        if (st->in[k])
+          last[st->in[k] - plan->vals] = (int) s;
       for (int k = 0; k < st->n_out; k++)
-        if (st->node->out[k] >= 0)
-          first[st->node->out[k]] = last[st->node->out[k]] = (int) s;
+        if (st->out[k])
+          first[st->out[k] - plan->vals] = last[st->out[k] - plan->vals] = (int) s;
       plan->scratch_bytes = MAX (plan->scratch_bytes, st->scratch_bytes);
     }
   for (guint i = 0; i < g->outputs->len; i++)
     last[g_array_index (g->outputs, int, i)] = G_MAXINT;
-  blocks = g_new0 (Block, nv);
-  for (guint i = 0; i < nv; i++)
+  blocks = g_new0 (Block, plan->n_vals);
+  for (guint i = 0; i < plan->n_vals; i++)
     if (first[i] >= 0 && !plan->known[i])
       {
         const NnTensor *t = &plan->vals[i];
@@ -482,6 +494,14 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
       NnStep *st = &g_array_index (plan->steps, NnStep, s);
 
       st->scratch = st->scratch_bytes ? plan->scratch : NULL;
+    }
+  if (!nn_xnn_setup (plan))
+    {
+      NnPlanOptions again = *opts;
+
+      again.no_xnn = TRUE;
+      nn_plan_free (plan);
+      return nn_plan_new (g, inputs, n_inputs, &again, error);
     }
   return plan;
 }
@@ -506,6 +526,9 @@ nn_plan_fits (NnPlan *plan, const NnTensor *inputs, int n_inputs)
   return TRUE;
 }
 
+static gboolean profiling (void);
+static void print_profile (NnPlan *plan);
+
 void
 nn_plan_run (NnPlan *plan, const NnTensor *inputs, int n_inputs, const NnExec *exec)
 {
@@ -516,6 +539,18 @@ nn_plan_run (NnPlan *plan, const NnTensor *inputs, int n_inputs, const NnExec *e
       if (!plan->known[id])
         plan->vals[id].data = inputs[i].data;
     }
+  if (G_UNLIKELY (profiling ()))
+    {
+      for (guint s = 0; s < plan->steps->len; s++)
+        {
+          NnStep *st = &g_array_index (plan->steps, NnStep, s);
+          gint64 t0 = g_get_monotonic_time ();
+
+          st->run (st, exec);
+          st->time_us += g_get_monotonic_time () - t0;
+        }
+      return;
+    }
   for (guint s = 0; s < plan->steps->len; s++)
     {
       const NnStep *st = &g_array_index (plan->steps, NnStep, s);
@@ -524,11 +559,50 @@ nn_plan_run (NnPlan *plan, const NnTensor *inputs, int n_inputs, const NnExec *e
     }
 }
 
+/* MAGPIE_NN_PROFILE=1: time every step and print the totals per op and kernel when the
+ * plan goes away */
+static gboolean
+profiling (void)
+{
+  static gsize once;
+  static gboolean on;
+
+  if (g_once_init_enter (&once))
+    {
+      on = g_strcmp0 (g_getenv ("MAGPIE_NN_PROFILE"), "1") == 0;
+      g_once_init_leave (&once, 1);
+    }
+  return on;
+}
+
+static void
+print_profile (NnPlan *plan)
+{
+  g_autoptr(GHashTable) totals = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GHashTableIter it;
+  gpointer key, value;
+
+  for (guint s = 0; s < plan->steps->len; s++)
+    {
+      const NnStep *st = &g_array_index (plan->steps, NnStep, s);
+      char *k = g_strdup_printf ("%s/%s", st->node ? nn_op_name (st->node->op) : "-",
+                                 st->kernel_name ? st->kernel_name : "ref");
+      gint64 t = GPOINTER_TO_SIZE (g_hash_table_lookup (totals, k)) + st->time_us;
+
+      g_hash_table_replace (totals, k, GSIZE_TO_POINTER (t));
+    }
+  g_hash_table_iter_init (&it, totals);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    g_printerr ("profile %-32s %10.1f ms\n", (char *) key, GPOINTER_TO_SIZE (value) / 1000.0);
+}
+
 void
 nn_plan_free (NnPlan *plan)
 {
   if (!plan)
     return;
+  if (profiling ())
+    print_profile (plan);
   for (guint s = 0; s < plan->steps->len; s++)
     step_clear (&g_array_index (plan->steps, NnStep, s));
   g_array_free (plan->steps, TRUE);
@@ -538,5 +612,6 @@ nn_plan_free (NnPlan *plan)
   g_free (plan->vals);
   g_free (plan->known);
   g_free (plan->key);
+  nn_xnn_plan_free (plan);
   g_free (plan);
 }

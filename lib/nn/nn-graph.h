@@ -119,13 +119,15 @@ struct _NnStep {
     int64_t align_;
     double  align2_;
   } p;
+  gint64        time_us;         /* accumulated with MAGPIE_NN_PROFILE=1 */
   void         *fast;            /* fast-path state owned by the plan (packed weights, ...) */
   void        (*fast_free) (void *fast);
 };
 
 struct _NnPlan {
   NnGraph   *graph;
-  NnTensor  *vals;          /* one tensor per value id: shape, dtype, data */
+  NnTensor  *vals;          /* one tensor per value id (then spare slots): shape, data */
+  guint      n_vals;
   gboolean  *known;         /* value computed at plan time (constants, shapes) */
   GPtrArray *owned;         /* buffers of values folded at plan time */
   GArray    *steps;         /* NnStep, in run order */
@@ -138,11 +140,14 @@ struct _NnPlan {
   NnTensor  *key;
   int        n_key;
   gboolean   fast;
+  void      *threadpool;    /* XNNPACK's pthreadpool when the fast path uses it */
+  gboolean   nhwc;          /* the fast path keeps 4-D activations channels-last */
 };
 
 typedef struct {
   gboolean fast;
   int      n_threads;
+  gboolean no_xnn;
 } NnPlanOptions;
 
 NnPlan   *nn_plan_new   (NnGraph             *g,
@@ -158,5 +163,14 @@ void      nn_plan_run   (NnPlan              *plan,
                          int                  n_inputs,
                          const NnExec        *exec);
 void      nn_plan_free  (NnPlan              *plan);
+
+/* The XNNPACK fast path (nn-xnn.c). rewrite runs once the steps are known and, when every
+ * 4-D activation can live channels-last, moves convolutions and pools to XNNPACK, fuses
+ * activations and re-lays the inputs out; FALSE means XNNPACK refused an operator. setup
+ * runs once buffers are placed. */
+gboolean  nn_xnn_rewrite    (NnPlan *plan,
+                             int     n_threads);
+gboolean  nn_xnn_setup      (NnPlan *plan);
+void      nn_xnn_plan_free  (NnPlan *plan);
 
 G_END_DECLS
