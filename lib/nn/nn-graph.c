@@ -363,8 +363,8 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
   plan = g_new0 (NnPlan, 1);
   plan->graph = g;
   plan->fast = opts->fast;
-  /* one spare slot per input: the fast path may keep a re-laid-out copy there */
-  plan->n_vals = nv + n_inputs;
+  /* one spare slot per input and output: the fast path may keep re-laid-out copies there */
+  plan->n_vals = nv + n_inputs + g->outputs->len;
   plan->vals = g_new0 (NnTensor, plan->n_vals);
   plan->known = g_new0 (gboolean, plan->n_vals);
   plan->owned = g_ptr_array_new_with_free_func (g_aligned_free);

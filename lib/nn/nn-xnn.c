@@ -318,6 +318,21 @@ k_to_nhwc (const NnStep *st, const NnExec *e)
         o[(n * HW + i) * C + c] = x[(n * C + c) * HW + i];
 }
 
+/* out (N,C,H,W)  in (N,H,W,C) */
+static void
+k_to_nchw (const NnStep *st, const NnExec *e)
+{
+  const NnTransposeParams *p = (const NnTransposeParams *) st->p.bytes;
+  const float *x = st->in[0]->data;
+  float *o = st->out[0]->data;
+  const int64_t C = p->ne[1], HW = p->ne[2] * p->ne[3];
+
+  for (int64_t n = 0; n < p->ne[0]; n++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t i = 0; i < HW; i++)
+        o[(n * C + c) * HW + i] = x[(n * HW + i) * C + c];
+}
+
 gboolean
 nn_xnn_rewrite (NnPlan *plan, int n_threads)
 {
@@ -335,8 +350,13 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
       any = any || c == 2;
     }
   for (guint i = 0; i < g->outputs->len; i++)
-    if (!layout_free (&plan->vals[g_array_index (g->outputs, int, i)]))
-      return TRUE;
+    {
+      int id = g_array_index (g->outputs, int, i);
+
+      for (guint k = 0; k < g->inputs->len; k++)
+        if (g_array_index (g->inputs, int, k) == id)
+          return TRUE;
+    }
   if (!any)
     return TRUE;
 
@@ -384,6 +404,39 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
         }
       tp->esize = nn_dtype_size (in->dtype);
       g_array_prepend_val (plan->steps, st);
+    }
+
+  /* 4-D outputs: steps write a channels-last spare, a last step lays it out channels-first */
+  for (guint i = 0; i < g->outputs->len; i++)
+    {
+      NnTensor *out = &plan->vals[g_array_index (g->outputs, int, i)];
+      NnTensor *spare = &plan->vals[g->values->len + g->inputs->len + i];
+      NnStep st;
+      NnTransposeParams *tp = (NnTransposeParams *) st.p.bytes;
+
+      if (layout_free (out) || plan->known[out - plan->vals])
+        continue;
+      *spare = *out;
+      for (guint s = 0; s < plan->steps->len; s++)
+        {
+          NnStep *other = &g_array_index (plan->steps, NnStep, s);
+
+          for (int k = 0; k < other->n_in; k++)
+            if (other->in[k] == out)
+              other->in[k] = spare;
+          for (int k = 0; k < other->n_out; k++)
+            if (other->out[k] == out)
+              other->out[k] = spare;
+        }
+      memset (&st, 0, sizeof st);
+      st.n_in = st.n_out = 1;
+      st.in[0] = spare;
+      st.out[0] = out;
+      st.run = k_to_nchw;
+      st.kernel_name = "nhwc-to-nchw";
+      tp->ndim = 4;
+      memcpy (tp->ne, out->ne, sizeof tp->ne);
+      g_array_append_val (plan->steps, st);
     }
 
   for (guint s = 0; s < plan->steps->len; s++)
