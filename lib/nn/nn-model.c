@@ -46,14 +46,11 @@ plan_declared (NnModel *model, GError **error)
   return model->plan != NULL;
 }
 
-NnModel *
-nn_model_new_from_data (const void *data, gsize size, GError **error)
+static NnModel *
+model_from_graph (NnGraph *g, GError **error)
 {
   NnModel *model;
-  NnGraph *g;
 
-  g_return_val_if_fail (data != NULL || size == 0, NULL);
-  g = nn_onnx_load (data, size, error);
   if (!g)
     return NULL;
   if (!nn_graph_fold (g, error))
@@ -75,11 +72,19 @@ nn_model_new_from_data (const void *data, gsize size, GError **error)
 }
 
 NnModel *
+nn_model_new_from_data (const void *data, gsize size, GError **error)
+{
+  g_return_val_if_fail (data != NULL || size == 0, NULL);
+  return model_from_graph (nn_onnx_load (data, size, error), error);
+}
+
+NnModel *
 nn_model_new_from_file (const char *path, GError **error)
 {
   g_autoptr(GMappedFile) map = NULL;
   g_autoptr(GError) local = NULL;
-  NnModel *model;
+  NnModel *model = NULL;
+  gpointer proto;
 
   g_return_val_if_fail (path != NULL, NULL);
   map = g_mapped_file_new (path, FALSE, &local);
@@ -88,8 +93,12 @@ nn_model_new_from_file (const char *path, GError **error)
       g_set_error (error, NN_ERROR, NN_ERROR_IO, "cannot read model: %s", local->message);
       return NULL;
     }
-  model = nn_model_new_from_data (g_mapped_file_get_contents (map),
-                                  g_mapped_file_get_length (map), error);
+  proto = nn_onnx_unpack ((const guint8 *) g_mapped_file_get_contents (map),
+                          g_mapped_file_get_length (map), error);
+  /* the parsed copy is all we need: let the file's pages go before building the graph */
+  g_clear_pointer (&map, g_mapped_file_unref);
+  if (proto)
+    model = model_from_graph (nn_onnx_graph (proto, error), error);
   if (!model)
     g_prefix_error (error, "%s: ", path);
   return model;

@@ -2,6 +2,7 @@
  * against the limits in nn-tensor.h before anything is allocated */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "onnx.pb-c.h"
@@ -14,8 +15,29 @@
 #define NN_MIN_IR 3
 #define NN_MAX_IR 8
 
+/* protobuf-c allocates through this, 64-byte aligned, so that an initializer's raw_data can
+ * become its tensor's buffer as is (nn_tensor_free releases it with g_aligned_free, which is
+ * free() for posix_memalign memory): the weights are held once, not twice. */
+static void *
+pb_alloc (void *data, size_t size)
+{
+  void *p = NULL;
+
+  if (posix_memalign (&p, NN_ALIGN, MAX (size, 1)) != 0)
+    return NULL;
+  return p;
+}
+
+static void
+pb_free (void *data, void *p)
+{
+  free (p);
+}
+
+static ProtobufCAllocator pb_allocator = { pb_alloc, pb_free, NULL };
+
 static NnTensor *
-tensor_from_proto (const Onnx__TensorProto *tp, GError **error)
+tensor_from_proto (Onnx__TensorProto *tp, GError **error)
 {
   const char *what = tp->name && *tp->name ? tp->name : "(unnamed)";
   int64_t ne[NN_MAX_DIMS];
@@ -63,9 +85,20 @@ tensor_from_proto (const Onnx__TensorProto *tp, GError **error)
                        G_GINT64_FORMAT, what, tp->raw_data.len, numel * (int64_t) esize);
           return NULL;
         }
-      t = nn_tensor_new (dtype, (int) tp->n_dims, ne);
+      t = g_new0 (NnTensor, 1);
+      t->dtype = dtype;
+      t->ndim = (int) tp->n_dims;
+      memcpy (t->ne, ne, sizeof (int64_t) * tp->n_dims);
       if (numel)
-        memcpy (t->data, tp->raw_data.data, tp->raw_data.len);
+        {
+          /* take the buffer protobuf-c allocated (aligned, see pb_alloc) */
+          t->data = tp->raw_data.data;
+          tp->raw_data.data = NULL;
+          tp->raw_data.len = 0;
+          tp->has_raw_data = FALSE;
+        }
+      else
+        t->data = g_aligned_alloc0 (1, NN_ALIGN, NN_ALIGN);
     }
   else
     {
@@ -102,7 +135,7 @@ tensor_from_proto (const Onnx__TensorProto *tp, GError **error)
 NnTensor *
 nn_tensor_from_pb_data (const guint8 *data, gsize size, GError **error)
 {
-  Onnx__TensorProto *tp = onnx__tensor_proto__unpack (NULL, size, data);
+  Onnx__TensorProto *tp = onnx__tensor_proto__unpack (&pb_allocator, size, data);
   NnTensor *t;
 
   if (!tp)
@@ -112,7 +145,7 @@ nn_tensor_from_pb_data (const guint8 *data, gsize size, GError **error)
       return NULL;
     }
   t = tensor_from_proto (tp, error);
-  onnx__tensor_proto__free_unpacked (tp, NULL);
+  onnx__tensor_proto__free_unpacked (tp, &pb_allocator);
   return t;
 }
 
@@ -126,13 +159,13 @@ node_label (const Onnx__NodeProto *np, size_t index, char *buf, size_t len)
 }
 
 static gboolean
-copy_attrs (NnNode *node, const Onnx__NodeProto *np, GError **error)
+copy_attrs (NnNode *node, Onnx__NodeProto *np, GError **error)
 {
   node->n_attrs = (int) np->n_attribute;
   node->attrs = g_new0 (NnAttr, np->n_attribute);
   for (size_t i = 0; i < np->n_attribute; i++)
     {
-      const Onnx__AttributeProto *ap = np->attribute[i];
+      Onnx__AttributeProto *ap = np->attribute[i];
       NnAttr *a = &node->attrs[i];
 
       a->name = g_strdup (ap->name ? ap->name : "");
@@ -234,10 +267,10 @@ read_value_info (NnValue *v, const Onnx__ValueInfoProto *vi, GError **error)
 }
 
 static NnGraph *
-graph_from_model (const Onnx__ModelProto *mp, GError **error)
+graph_from_model (Onnx__ModelProto *mp, GError **error)
 {
   g_autoptr(GHashTable) initializer_names = g_hash_table_new (g_str_hash, g_str_equal);
-  const Onnx__GraphProto *gp = mp->graph;
+  Onnx__GraphProto *gp = mp->graph;
   NnGraph *g;
   int opset = -1;
 
@@ -324,7 +357,7 @@ graph_from_model (const Onnx__ModelProto *mp, GError **error)
 
   for (size_t i = 0; i < gp->n_node; i++)
     {
-      const Onnx__NodeProto *np = gp->node[i];
+      Onnx__NodeProto *np = gp->node[i];
       NnNode *node;
       char buf[32];
       const char *label = node_label (np, i, buf, sizeof buf);
@@ -428,11 +461,10 @@ fail:
   return NULL;
 }
 
-NnGraph *
-nn_onnx_load (const guint8 *data, gsize size, GError **error)
+gpointer
+nn_onnx_unpack (const guint8 *data, gsize size, GError **error)
 {
   Onnx__ModelProto *mp;
-  NnGraph *g;
 
   if (size > (guint64) NN_MAX_MODEL_SIZE)
     {
@@ -440,16 +472,29 @@ nn_onnx_load (const guint8 *data, gsize size, GError **error)
                    " bytes exceeds the limit of %" G_GINT64_FORMAT, size, NN_MAX_MODEL_SIZE);
       return NULL;
     }
-  mp = onnx__model_proto__unpack (NULL, size, data);
+  mp = onnx__model_proto__unpack (&pb_allocator, size, data);
   if (!mp)
-    {
-      g_set_error (error, NN_ERROR, NN_ERROR_PARSE,
-                   "not a valid ONNX model (the protobuf is truncated or corrupt)");
-      return NULL;
-    }
-  g = graph_from_model (mp, error);
-  onnx__model_proto__free_unpacked (mp, NULL);
+    g_set_error (error, NN_ERROR, NN_ERROR_PARSE,
+                 "not a valid ONNX model (the protobuf is truncated or corrupt)");
+  return mp;
+}
+
+NnGraph *
+nn_onnx_graph (gpointer proto, GError **error)
+{
+  Onnx__ModelProto *mp = proto;
+  NnGraph *g = graph_from_model (mp, error);
+
+  onnx__model_proto__free_unpacked (mp, &pb_allocator);
   return g;
+}
+
+NnGraph *
+nn_onnx_load (const guint8 *data, gsize size, GError **error)
+{
+  gpointer mp = nn_onnx_unpack (data, size, error);
+
+  return mp ? nn_onnx_graph (mp, error) : NULL;
 }
 
 static int

@@ -8,9 +8,16 @@ G_BEGIN_DECLS
 /* Parses a serialized ModelProto. Returns NULL and sets @error (NN_ERROR_PARSE for bytes
  * that are not a model, NN_ERROR_UNSUPPORTED for IR versions, opsets, types or ops magpie
  * does not handle, NN_ERROR_INVALID for inconsistent or oversized tensors). */
-NnGraph *nn_onnx_load (const guint8 *data,
-                       gsize         size,
-                       GError      **error);
+NnGraph *nn_onnx_load   (const guint8 *data,
+                         gsize         size,
+                         GError      **error);
+/* The two halves of nn_onnx_load(), so that a caller can drop the file's bytes as soon as
+ * they are parsed: unpack copies what it needs; graph consumes (frees) the proto. */
+gpointer nn_onnx_unpack (const guint8 *data,
+                         gsize         size,
+                         GError      **error);
+NnGraph *nn_onnx_graph  (gpointer      proto,
+                         GError      **error);
 
 G_END_DECLS
 
