@@ -57,6 +57,20 @@ unsupported (NnOpCtx *c, GError **error, const char *fmt, ...)
   return FALSE;
 }
 
+static const char *
+shape_str (NnOpCtx *c, int ndim, const int64_t *ne)
+{
+  char *buf = c->shape_buf[c->shape_next++ % G_N_ELEMENTS (c->shape_buf)];
+  size_t len = sizeof c->shape_buf[0], at = 0;
+
+  at += g_snprintf (buf, len, "(");
+  for (int i = 0; i < ndim && at < len; i++)
+    at += g_snprintf (buf + at, len - at, "%s%" G_GINT64_FORMAT, i ? "," : "", ne[i]);
+  if (at < len)
+    g_snprintf (buf + at, len - at, ")");
+  return buf;
+}
+
 static gboolean
 set_out (NnOpCtx *c, int k, NnDType dtype, int ndim, const int64_t *ne, GError **error)
 {
@@ -450,7 +464,7 @@ plan_conv (NnOpCtx *c, GError **error)
   if (p->G < 1 || p->C % p->G != 0 || p->M % p->G != 0 || w->ne[1] * p->G != p->C)
     return fail (c, error, "group %" G_GINT64_FORMAT " does not fit %" G_GINT64_FORMAT
                  " input and %" G_GINT64_FORMAT " output channels with weights %s", p->G,
-                 p->C, p->M, nn_shape_to_string (w->ndim, w->ne));
+                 p->C, p->M, shape_str (c, w->ndim, w->ne));
   p->has_bias = b != NULL;
   if (b && nn_tensor_numel (b) != p->M)
     return fail (c, error, "bias has %" G_GINT64_FORMAT " values for %" G_GINT64_FORMAT
@@ -560,7 +574,7 @@ broadcast (NnOpCtx *c, const NnTensor *a, const NnTensor *b, NnBinaryParams *p, 
 
       if (da != db && da != 1 && db != 1)
         return fail (c, error, "shapes %s and %s do not broadcast",
-                     nn_shape_to_string (a->ndim, a->ne), nn_shape_to_string (b->ndim, b->ne));
+                     shape_str (c, a->ndim, a->ne), shape_str (c, b->ndim, b->ne));
       p->ne[i] = da == 1 ? db : da;
       p->numel *= p->ne[i];
     }
@@ -694,8 +708,8 @@ plan_gemm (NnOpCtx *c, GError **error)
   p->N = p->trans_b ? b->ne[0] : b->ne[1];
   kb = p->trans_b ? b->ne[1] : b->ne[0];
   if (kb != p->K)
-    return fail (c, error, "A %s and B %s do not multiply", nn_shape_to_string (2, a->ne),
-                 nn_shape_to_string (2, b->ne));
+    return fail (c, error, "A %s and B %s do not multiply", shape_str (c, 2, a->ne),
+                 shape_str (c, 2, b->ne));
   p->has_c = cc != NULL;
   if (cc)
     {
@@ -704,7 +718,7 @@ plan_gemm (NnOpCtx *c, GError **error)
 
       if (cc->ndim > 2 || (rows != 1 && rows != p->M) || (cols != 1 && cols != p->N))
         return fail (c, error, "C %s does not broadcast to (%" G_GINT64_FORMAT ",%"
-                     G_GINT64_FORMAT ")", nn_shape_to_string (cc->ndim, cc->ne), p->M, p->N);
+                     G_GINT64_FORMAT ")", shape_str (c, cc->ndim, cc->ne), p->M, p->N);
       p->c_cs = cols == 1 ? 0 : 1;
       p->c_rs = rows == 1 ? 0 : cols;
     }
@@ -745,7 +759,7 @@ plan_matmul (NnOpCtx *c, GError **error)
   p->N = bne[bnd - 1];
   if (bne[bnd - 2] != p->K)
     return fail (c, error, "shapes %s and %s do not multiply",
-                 nn_shape_to_string (a->ndim, a->ne), nn_shape_to_string (b->ndim, b->ne));
+                 shape_str (c, a->ndim, a->ne), shape_str (c, b->ndim, b->ne));
   nb = MAX (and_, bnd) - 2;
   p->nbatch = nb;
   p->batch = 1;
@@ -759,7 +773,7 @@ plan_matmul (NnOpCtx *c, GError **error)
 
         if (da != db && da != 1 && db != 1)
           return fail (c, error, "batch dims of %s and %s do not broadcast",
-                       nn_shape_to_string (a->ndim, a->ne), nn_shape_to_string (b->ndim, b->ne));
+                       shape_str (c, a->ndim, a->ne), shape_str (c, b->ndim, b->ne));
         p->bne[i] = MAX (da, db);
         p->sa[i] = da == 1 ? 0 : s_a;
         p->sb[i] = db == 1 ? 0 : s_b;
@@ -840,7 +854,7 @@ plan_concat (NnOpCtx *c, GError **error)
       for (int d = 0; d < x->ndim; d++)
         if (d != axis && t->ne[d] != x->ne[d])
           return fail (c, error, "input %d has shape %s, which does not fit %s", i,
-                       nn_shape_to_string (t->ndim, t->ne), nn_shape_to_string (x->ndim, x->ne));
+                       shape_str (c, t->ndim, t->ne), shape_str (c, x->ndim, x->ne));
       p->axis_len[i] = t->ne[axis];
       ne[axis] += t->ne[axis];
     }
@@ -859,8 +873,8 @@ plan_copy_to (NnOpCtx *c, int ndim, const int64_t *ne, GError **error)
   const NnTensor *x = IN (c, 0);
 
   if (prod (ne, 0, ndim) != nn_tensor_numel (x))
-    return fail (c, error, "cannot reshape %s to %s", nn_shape_to_string (x->ndim, x->ne),
-                 nn_shape_to_string (ndim, ne));
+    return fail (c, error, "cannot reshape %s to %s", shape_str (c, x->ndim, x->ne),
+                 shape_str (c, ndim, ne));
   p->bytes = nn_tensor_numel (x) * nn_dtype_size (x->dtype);
   c->step->run = k_copy;
   return set_out (c, 0, x->dtype, ndim, ne, error);
@@ -963,7 +977,7 @@ plan_reshape (NnOpCtx *c, GError **error)
   if (infer >= 0)
     {
       if (known == 0 || nn_tensor_numel (x) % known != 0)
-        return fail (c, error, "cannot infer the -1 dim from %s", nn_shape_to_string (x->ndim, x->ne));
+        return fail (c, error, "cannot infer the -1 dim from %s", shape_str (c, x->ndim, x->ne));
       shape[infer] = nn_tensor_numel (x) / known;
     }
   return plan_copy_to (c, n, shape, error);

@@ -21,6 +21,9 @@ typedef struct {
   const gboolean *known;     /* per step input: value available at plan time */
   gboolean      fast;
   int           n_threads;
+  /* shapes printed into error messages, without allocating */
+  char          shape_buf[4][NN_MAX_DIMS * 21 + 3];
+  int           shape_next;
 } NnOpCtx;
 
 /* Plans one node: fills step->out shapes/dtypes, step->p, step->run, step->scratch_bytes. */

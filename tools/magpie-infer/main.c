@@ -275,7 +275,10 @@ main (int argc, char **argv)
         input = nn_image_load (cfg, file, &local);
       if (!input || !nn_model_run (model, input, 1, &local))
         {
-          g_printerr ("magpie-infer: %s: %s\n", file, local->message);
+          if (g_str_has_prefix (local->message, file))
+            g_printerr ("magpie-infer: %s\n", local->message);
+          else
+            g_printerr ("magpie-infer: %s: %s\n", file, local->message);
           status = EXIT_BAD_INPUT;
           continue;
         }
