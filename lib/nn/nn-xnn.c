@@ -15,7 +15,7 @@
 #include "nn-graph.h"
 #include "nn-ops.h"
 
-typedef enum { XNN_CONV, XNN_MAXPOOL, XNN_GAP, XNN_ADD } XnnKind;
+typedef enum { XNN_CONV, XNN_MAXPOOL, XNN_AVGPOOL, XNN_GAP, XNN_ADD } XnnKind;
 
 typedef struct {
   XnnKind        kind;
@@ -109,6 +109,21 @@ classify (const NnStep *st, const NnPlan *plan)
 
       return st->in[0]->ndim == 4 && st->in[0]->dtype == NN_DTYPE_FLOAT && p->nsp == 2 &&
              (st->n_out < 2 || !st->out[1]) && p->k[1] * p->k[2] > 1 ? 2 : 0;
+    }
+  if (is_op (st, "AveragePool"))
+    {
+      const NnConvParams *p = (const NnConvParams *) st->p.bytes;
+      gboolean padded = p->pad[1] || p->pad[2] || p->pad_end[1] || p->pad_end[2];
+
+      /* XNNPACK divides by the cells inside the input, ONNX's count_include_pad=0 */
+      return st->in[0]->ndim == 4 && p->nsp == 2 && p->k[1] * p->k[2] > 1 &&
+             (!p->count_include_pad || !padded) ? 2 : 0;
+    }
+  if (is_op (st, "BatchNormalization"))
+    {
+      const NnBatchNormParams *p = (const NnBatchNormParams *) st->p.bytes;
+
+      return !p->training ? 1 : 0;
     }
   if (is_op (st, "GlobalAveragePool"))
     return st->in[0]->ndim == 4 ? 2 : 0;
@@ -260,6 +275,54 @@ make_maxpool (NnPlan *plan, NnStep *st)
       return NULL;
     }
   return s;
+}
+
+static XnnState *
+make_avgpool (NnPlan *plan, NnStep *st)
+{
+  const NnConvParams *p = (const NnConvParams *) st->p.bytes;
+  XnnState *s = g_new0 (XnnState, 1);
+  int64_t pad_b = p->pad_end[1], pad_r = p->pad_end[2];
+  int64_t need_h = (p->out[1] - 1) * p->stride[1] + p->k[1];
+  int64_t need_w = (p->out[2] - 1) * p->stride[2] + p->k[2];
+
+  pad_b = MAX (pad_b, need_h - p->in[1] - p->pad[1]);
+  pad_r = MAX (pad_r, need_w - p->in[2] - p->pad[2]);
+  s->kind = XNN_AVGPOOL;
+  s->pool = plan->threadpool;
+  s->N = p->N;
+  s->H = p->in[1];
+  s->W = p->in[2];
+  if (xnn_create_average_pooling2d_nhwc_f32 ((uint32_t) p->pad[1], (uint32_t) pad_r,
+                                             (uint32_t) pad_b, (uint32_t) p->pad[2],
+                                             (uint32_t) p->k[1], (uint32_t) p->k[2],
+                                             (uint32_t) p->stride[1], (uint32_t) p->stride[2],
+                                             p->C, p->C, p->C, -INFINITY, INFINITY, 0,
+                                             &s->op) != xnn_status_success)
+    {
+      g_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+/* out (N,H,W,C)  in (N,H,W,C): inference BatchNormalization, channels last */
+static void
+k_batchnorm_nhwc (const NnStep *st, const NnExec *e)
+{
+  const NnBatchNormParams *p = (const NnBatchNormParams *) st->p.bytes;
+  const float *x = st->in[0]->data, *scale = st->in[1]->data, *bias = st->in[2]->data;
+  const float *mean = st->in[3]->data, *var = st->in[4]->data;
+  float *o = st->out[0]->data, *mul = st->scratch, *add = st->scratch + p->C;
+
+  for (int64_t c = 0; c < p->C; c++)
+    {
+      mul[c] = (float) (scale[c] / sqrt ((double) var[c] + p->eps));
+      add[c] = bias[c] - mean[c] * mul[c];
+    }
+  for (int64_t i = 0; i < p->N * p->S; i++)
+    for (int64_t c = 0; c < p->C; c++)
+      o[i * p->C + c] = x[i * p->C + c] * mul[c] + add[c];
 }
 
 static XnnState *
@@ -461,6 +524,18 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
             return FALSE;
           st->kernel_name = "xnn-maxpool";
         }
+      else if (is_op (st, "AveragePool"))
+        {
+          if (!(x = make_avgpool (plan, st)))
+            return FALSE;
+          st->kernel_name = "xnn-avgpool";
+        }
+      else if (is_op (st, "BatchNormalization") && !all_layout_free (st))
+        {
+          st->run = k_batchnorm_nhwc;
+          st->kernel_name = "batchnorm-nhwc";
+          st->scratch_bytes = 2 * sizeof (float) * ((const NnBatchNormParams *) st->p.bytes)->C;
+        }
       else if (is_op (st, "GlobalAveragePool"))
         {
           if (!(x = make_gap (plan, st)))
@@ -515,6 +590,11 @@ nn_xnn_setup (NnPlan *plan)
         case XNN_MAXPOOL:
           status = xnn_setup_max_pooling2d_nhwc_f32 (s->op, s->N, s->H, s->W, st->in[0]->data,
                                                      st->out[0]->data, s->pool);
+          break;
+        case XNN_AVGPOOL:
+          status = xnn_setup_average_pooling2d_nhwc_f32 (s->op, s->N, s->H, s->W,
+                                                         st->in[0]->data, st->out[0]->data,
+                                                         s->pool);
           break;
         case XNN_GAP:
           status = xnn_setup_global_average_pooling_nwc_f32 (s->op, s->N, s->W, st->in[0]->data,

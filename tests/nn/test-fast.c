@@ -1,6 +1,7 @@
 /* test-fast.c - every fast kernel against the reference ones, on random shapes: XNNPACK
  * convolutions (groups, depthwise, pads, strides, dilations, fused Relu/Clip), max pools
- * (ceil_mode), global average pools, adds, channel concats in NHWC; OpenBLAS im2col and
+ * and average pools (ceil_mode), global average pools, adds, channel concats and batch
+ * norms in NHWC; OpenBLAS im2col and
  * direct depthwise convolutions (1-D), Gemm and MatMul */
 #include "config.h"
 
@@ -64,7 +65,8 @@ node_new (GByteArray *graph, const char *op, const char *in0, const char *in1,
 }
 
 static void
-initializer (GByteArray *graph, const char *name, int ndim, const int64_t *dims, GRand *rand)
+initializer_full (GByteArray *graph, const char *name, int ndim, const int64_t *dims,
+                  GRand *rand, double lo, double hi)
 {
   GByteArray *t = g_byte_array_new ();
   int64_t n = 1;
@@ -77,11 +79,17 @@ initializer (GByteArray *graph, const char *name, int ndim, const int64_t *dims,
     }
   data = g_new (float, MAX (n, 1));
   for (int64_t i = 0; i < n; i++)
-    data[i] = (float) g_rand_double_range (rand, -1.0, 1.0);
+    data[i] = (float) g_rand_double_range (rand, lo, hi);
   pb_varint_field (t, 2, 1);
   pb_string_field (t, 8, name);
   pb_bytes_field (t, 9, data, n * sizeof (float));
   pb_msg_field (graph, 5, t);
+}
+
+static void
+initializer (GByteArray *graph, const char *name, int ndim, const int64_t *dims, GRand *rand)
+{
+  initializer_full (graph, name, ndim, dims, rand, -1.0, 1.0);
 }
 
 static void
@@ -222,14 +230,12 @@ test_conv1d (void)
 }
 
 static void
-test_maxpool (void)
+pool_case (GRand *rand, const char *op)
 {
-  g_autoptr(GRand) rand = g_rand_new_with_seed (13);
-
   for (int i = 0; i < N_ROUNDS; i++)
     {
       GByteArray *graph = g_byte_array_new ();
-      GByteArray *node = node_new (graph, "MaxPool", "X", NULL, NULL, "Y");
+      GByteArray *node = node_new (graph, op, "X", NULL, NULL, "Y");
       int64_t k[2] = { rnd (rand, 2, 3), rnd (rand, 1, 3) }, s[2] = { rnd (rand, 1, 2), rnd (rand, 1, 3) };
       /* at most half the kernel, as PyTorch requires, so no window is all padding */
       int64_t pads[4] = { rnd (rand, 0, k[0] / 2), rnd (rand, 0, k[1] / 2),
@@ -243,7 +249,58 @@ test_maxpool (void)
       pb_msg_field (graph, 1, node);
       io (graph, 11, "X", 4, in);
       io (graph, 12, "Y", 4, in);
-      compare (graph, 4, in, 0, NULL, rand, "maxpool");
+      compare (graph, 4, in, 0, NULL, rand, op);
+    }
+}
+
+static void
+test_maxpool (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (13);
+
+  pool_case (rand, "MaxPool");
+}
+
+static void
+test_avgpool (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (17);
+
+  pool_case (rand, "AveragePool");
+}
+
+/* Conv -> BatchNormalization -> Relu, BN kept apart (channels-last kernel) */
+static void
+test_batchnorm (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (18);
+
+  for (int i = 0; i < N_ROUNDS / 4; i++)
+    {
+      GByteArray *graph = g_byte_array_new ();
+      GByteArray *node;
+      int64_t in[4] = { rnd (rand, 1, 2), rnd (rand, 1, 6), rnd (rand, 3, 9), rnd (rand, 3, 9) };
+      int64_t w[4] = { rnd (rand, 2, 7), in[1], 3, 3 }, c[1] = { w[0] };
+
+      pb_msg_field (graph, 1, node_new (graph, "Conv", "X", "W", NULL, "A"));
+      node = g_byte_array_new ();
+      pb_string_field (node, 1, "A");
+      pb_string_field (node, 1, "S");
+      pb_string_field (node, 1, "B");
+      pb_string_field (node, 1, "M");
+      pb_string_field (node, 1, "V");
+      pb_string_field (node, 2, "D");
+      pb_string_field (node, 4, "BatchNormalization");
+      pb_msg_field (graph, 1, node);
+      pb_msg_field (graph, 1, node_new (graph, "Relu", "D", NULL, NULL, "Y"));
+      initializer (graph, "W", 4, w, rand);
+      initializer (graph, "S", 1, c, rand);
+      initializer (graph, "B", 1, c, rand);
+      initializer (graph, "M", 1, c, rand);
+      initializer_full (graph, "V", 1, c, rand, 0.1, 2.0);
+      io (graph, 11, "X", 4, in);
+      io (graph, 12, "Y", 4, in);
+      compare (graph, 4, in, 0, NULL, rand, "batchnorm");
     }
 }
 
@@ -340,6 +397,8 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/fast/conv2d", test_conv2d);
   g_test_add_func ("/nn/fast/conv1d", test_conv1d);
   g_test_add_func ("/nn/fast/maxpool", test_maxpool);
+  g_test_add_func ("/nn/fast/avgpool", test_avgpool);
+  g_test_add_func ("/nn/fast/batchnorm", test_batchnorm);
   g_test_add_func ("/nn/fast/gap-add-concat", test_gap_add_concat);
   g_test_add_func ("/nn/fast/gemm", test_gemm);
   g_test_add_func ("/nn/fast/matmul", test_matmul);
