@@ -212,7 +212,7 @@ take_activation (NnPlan *plan, guint producer, float *lo, float *hi)
 }
 
 static XnnState *
-make_conv (NnPlan *plan, NnStep *st, float lo, float hi)
+make_conv (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
 {
   const NnConvParams *p = (const NnConvParams *) st->p.bytes;
   const int64_t cg = p->C / p->G, mg = p->M / p->G, kh = p->k[1], kw = p->k[2];
@@ -238,7 +238,7 @@ make_conv (NnPlan *plan, NnStep *st, float lo, float hi)
                                          (uint32_t) p->dil[1], (uint32_t) p->dil[2],
                                          (uint32_t) p->G, cg, mg, p->C, p->M, ohwi,
                                          st->n_in > 2 && st->in[2] ? st->in[2]->data : NULL,
-                                         lo, hi, 0, &s->op) != xnn_status_success)
+                                         lo, hi, flags, &s->op) != xnn_status_success)
     {
       g_free (s);
       return NULL;
@@ -247,7 +247,7 @@ make_conv (NnPlan *plan, NnStep *st, float lo, float hi)
 }
 
 static XnnState *
-make_maxpool (NnPlan *plan, NnStep *st)
+make_maxpool (NnPlan *plan, NnStep *st, uint32_t flags)
 {
   const NnConvParams *p = (const NnConvParams *) st->p.bytes;
   XnnState *s = g_new0 (XnnState, 1);
@@ -268,7 +268,7 @@ make_maxpool (NnPlan *plan, NnStep *st)
                                          (uint32_t) p->k[1], (uint32_t) p->k[2],
                                          (uint32_t) p->stride[1], (uint32_t) p->stride[2],
                                          (uint32_t) p->dil[1], (uint32_t) p->dil[2],
-                                         p->C, p->C, p->C, -INFINITY, INFINITY, 0,
+                                         p->C, p->C, p->C, -INFINITY, INFINITY, flags,
                                          &s->op) != xnn_status_success)
     {
       g_free (s);
@@ -278,7 +278,7 @@ make_maxpool (NnPlan *plan, NnStep *st)
 }
 
 static XnnState *
-make_avgpool (NnPlan *plan, NnStep *st)
+make_avgpool (NnPlan *plan, NnStep *st, uint32_t flags)
 {
   const NnConvParams *p = (const NnConvParams *) st->p.bytes;
   XnnState *s = g_new0 (XnnState, 1);
@@ -297,7 +297,7 @@ make_avgpool (NnPlan *plan, NnStep *st)
                                              (uint32_t) pad_b, (uint32_t) p->pad[2],
                                              (uint32_t) p->k[1], (uint32_t) p->k[2],
                                              (uint32_t) p->stride[1], (uint32_t) p->stride[2],
-                                             p->C, p->C, p->C, -INFINITY, INFINITY, 0,
+                                             p->C, p->C, p->C, -INFINITY, INFINITY, flags,
                                              &s->op) != xnn_status_success)
     {
       g_free (s);
@@ -326,7 +326,7 @@ k_batchnorm_nhwc (const NnStep *st, const NnExec *e)
 }
 
 static XnnState *
-make_gap (NnPlan *plan, NnStep *st)
+make_gap (NnPlan *plan, NnStep *st, uint32_t flags)
 {
   const NnTensor *x = st->in[0];
   XnnState *s = g_new0 (XnnState, 1);
@@ -336,7 +336,7 @@ make_gap (NnPlan *plan, NnStep *st)
   s->N = x->ne[0];
   s->C = x->ne[1];
   s->W = x->ne[2] * x->ne[3];
-  if (xnn_create_global_average_pooling_nwc_f32 (s->C, s->C, s->C, -INFINITY, INFINITY, 0,
+  if (xnn_create_global_average_pooling_nwc_f32 (s->C, s->C, s->C, -INFINITY, INFINITY, flags,
                                                  &s->op) != xnn_status_success)
     {
       g_free (s);
@@ -346,14 +346,14 @@ make_gap (NnPlan *plan, NnStep *st)
 }
 
 static XnnState *
-make_add (NnPlan *plan, NnStep *st, float lo, float hi)
+make_add (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
 {
   XnnState *s = g_new0 (XnnState, 1);
 
   s->kind = XNN_ADD;
   s->pool = plan->threadpool;
   s->numel = nn_tensor_numel (st->out[0]);
-  if (xnn_create_add_nd_f32 (lo, hi, 0, &s->op) != xnn_status_success)
+  if (xnn_create_add_nd_f32 (lo, hi, flags, &s->op) != xnn_status_success)
     {
       g_free (s);
       return NULL;
@@ -401,6 +401,7 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
 {
   NnGraph *g = plan->graph;
   gboolean any = FALSE;
+  guint n_xnn;
 
   if (!xnn_ready ())
     return TRUE;
@@ -502,31 +503,42 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
       g_array_append_val (plan->steps, st);
     }
 
+  /* the last operator lets the pool's workers sleep instead of spinning until the next
+   * inference, so that an idle model leaves the cores to others */
+  n_xnn = 0;
+  for (guint s = 0; s < plan->steps->len; s++)
+    if (g_array_index (plan->steps, NnStep, s).node &&
+        classify (&g_array_index (plan->steps, NnStep, s), plan) == 2)
+      n_xnn++;
+
   for (guint s = 0; s < plan->steps->len; s++)
     {
       NnStep *st = &g_array_index (plan->steps, NnStep, s);
       XnnState *x = NULL;
       float lo = -INFINITY, hi = INFINITY;
+      uint32_t flags = 0;
 
       if (!st->node || classify (st, plan) == 0)
         continue;
+      if (classify (st, plan) == 2 && --n_xnn == 0)
+        flags = XNN_FLAG_YIELD_WORKERS;
       if (is_op (st, "Conv"))
         {
           take_activation (plan, s, &lo, &hi);
           st = &g_array_index (plan->steps, NnStep, s);
-          if (!(x = make_conv (plan, st, lo, hi)))
+          if (!(x = make_conv (plan, st, lo, hi, flags)))
             return FALSE;
           st->kernel_name = "xnn-conv";
         }
       else if (is_op (st, "MaxPool"))
         {
-          if (!(x = make_maxpool (plan, st)))
+          if (!(x = make_maxpool (plan, st, flags)))
             return FALSE;
           st->kernel_name = "xnn-maxpool";
         }
       else if (is_op (st, "AveragePool"))
         {
-          if (!(x = make_avgpool (plan, st)))
+          if (!(x = make_avgpool (plan, st, flags)))
             return FALSE;
           st->kernel_name = "xnn-avgpool";
         }
@@ -538,7 +550,7 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
         }
       else if (is_op (st, "GlobalAveragePool"))
         {
-          if (!(x = make_gap (plan, st)))
+          if (!(x = make_gap (plan, st, flags)))
             return FALSE;
           st->kernel_name = "xnn-gap";
         }
@@ -546,7 +558,7 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
         {
           take_activation (plan, s, &lo, &hi);
           st = &g_array_index (plan->steps, NnStep, s);
-          if (!(x = make_add (plan, st, lo, hi)))
+          if (!(x = make_add (plan, st, lo, hi, flags)))
             return FALSE;
           st->kernel_name = "xnn-add";
         }
