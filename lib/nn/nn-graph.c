@@ -363,8 +363,9 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
   plan = g_new0 (NnPlan, 1);
   plan->graph = g;
   plan->fast = opts->fast;
-  /* one spare slot per input and output: the fast path may keep re-laid-out copies there */
-  plan->n_vals = nv + n_inputs + g->outputs->len;
+  /* spare slots for the fast path's re-laid-out copies: at most one per value, input and
+   * output */
+  plan->n_vals = 2 * nv + n_inputs + g->outputs->len;
   plan->vals = g_new0 (NnTensor, plan->n_vals);
   plan->known = g_new0 (gboolean, plan->n_vals);
   plan->owned = g_ptr_array_new_with_free_func (g_aligned_free);

@@ -381,7 +381,7 @@ k_to_nhwc (const NnStep *st, const NnExec *e)
         o[(n * HW + i) * C + c] = x[(n * C + c) * HW + i];
 }
 
-/* out (N,C,H,W)  in (N,H,W,C) */
+/* out (N,C,H,W)  in (N,H,W,C); 1-D params mean a plain copy */
 static void
 k_to_nchw (const NnStep *st, const NnExec *e)
 {
@@ -390,10 +390,143 @@ k_to_nchw (const NnStep *st, const NnExec *e)
   float *o = st->out[0]->data;
   const int64_t C = p->ne[1], HW = p->ne[2] * p->ne[3];
 
+  if (p->ndim == 1)
+    {
+      memcpy (o, x, p->ne[0] * p->esize);
+      return;
+    }
   for (int64_t n = 0; n < p->ne[0]; n++)
     for (int64_t c = 0; c < C; c++)
       for (int64_t i = 0; i < HW; i++)
         o[(n * C + c) * HW + i] = x[(n * HW + i) * C + c];
+}
+
+/* Spare slots of plan->vals (past the graph's values) for re-laid-out copies. */
+static NnTensor *
+spare_slot (NnPlan *plan, guint *next, const NnTensor *like)
+{
+  NnTensor *t;
+
+  g_assert (*next < plan->n_vals);
+  t = &plan->vals[(*next)++];
+  *t = *like;
+  t->data = NULL;
+  return t;
+}
+
+static NnStep
+layout_step (NnTensor *in, NnTensor *out, gboolean to_nhwc)
+{
+  NnStep st;
+  NnTransposeParams *tp = (NnTransposeParams *) st.p.bytes;
+
+  memset (&st, 0, sizeof st);
+  st.n_in = st.n_out = 1;
+  st.in[0] = in;
+  st.out[0] = out;
+  st.run = to_nhwc ? k_to_nhwc : k_to_nchw;
+  st.kernel_name = to_nhwc ? "nchw-to-nhwc" : "nhwc-to-nchw";
+  /* a layout-free tensor is copied as a 1-D "transpose" */
+  tp->ndim = layout_free (in) ? 1 : 4;
+  tp->ne[0] = nn_tensor_numel (in);
+  if (tp->ndim == 4)
+    memcpy (tp->ne, in->ne, sizeof tp->ne);
+  tp->esize = nn_dtype_size (in->dtype);
+  return st;
+}
+
+/* Decides where each 4-D activation lives: steps that take channels-last (classify >= 1)
+ * run in NHWC, the others in NCHW, with a conversion wherever a tensor crosses over (made
+ * once per tensor). Runtime inputs are first copied into the arena, so that the XNNPACK
+ * operators set up later see buffers that stay put; 4-D outputs end channels-first. */
+static void
+place_layouts (NnPlan *plan)
+{
+  NnGraph *g = plan->graph;
+  GArray *steps = g_array_new (FALSE, TRUE, sizeof (NnStep));
+  g_autofree gboolean *nhwc = g_new0 (gboolean, plan->n_vals);
+  g_autofree NnTensor **other = g_new0 (NnTensor *, plan->n_vals);
+  guint next = g->values->len;
+
+  for (guint i = 0; i < g->inputs->len; i++)
+    {
+      NnTensor *in = &plan->vals[g_array_index (g->inputs, int, i)];
+      NnTensor *copy;
+      NnStep st;
+
+      if (plan->known[in - plan->vals])
+        continue;
+      copy = spare_slot (plan, &next, in);
+      nhwc[copy - plan->vals] = !layout_free (in);
+      st = layout_step (in, copy, TRUE);
+      g_array_append_val (steps, st);
+      for (guint s = 0; s < plan->steps->len; s++)
+        {
+          NnStep *o = &g_array_index (plan->steps, NnStep, s);
+
+          for (int k = 0; k < o->n_in; k++)
+            if (o->in[k] == in)
+              o->in[k] = copy;
+        }
+    }
+
+  for (guint s = 0; s < plan->steps->len; s++)
+    {
+      NnStep st = g_array_index (plan->steps, NnStep, s);
+      gboolean want = classify (&st, plan) >= 1;
+
+      for (int k = 0; k < st.n_in; k++)
+        {
+          NnTensor *t = st.in[k];
+          guint id;
+
+          if (!t || layout_free (t) || plan->known[t - plan->vals] || nhwc[t - plan->vals] == want)
+            continue;
+          id = (guint) (t - plan->vals);
+          if (!other[id])
+            {
+              NnStep conv;
+
+              other[id] = spare_slot (plan, &next, t);
+              nhwc[other[id] - plan->vals] = want;
+              other[other[id] - plan->vals] = t;
+              conv = layout_step (t, other[id], want);
+              g_array_append_val (steps, conv);
+            }
+          st.in[k] = other[id];
+        }
+      for (int k = 0; k < st.n_out; k++)
+        if (st.out[k])
+          nhwc[st.out[k] - plan->vals] = want && !layout_free (st.out[k]);
+      g_array_append_val (steps, st);
+    }
+
+  /* outputs produced channels-last: write a spare, then lay it out into the output */
+  for (guint i = 0; i < g->outputs->len; i++)
+    {
+      NnTensor *out = &plan->vals[g_array_index (g->outputs, int, i)];
+      NnTensor *spare;
+      NnStep conv;
+
+      if (!nhwc[out - plan->vals])
+        continue;
+      spare = spare_slot (plan, &next, out);
+      for (guint s = 0; s < steps->len; s++)
+        {
+          NnStep *o = &g_array_index (steps, NnStep, s);
+
+          for (int k = 0; k < o->n_in; k++)
+            if (o->in[k] == out)
+              o->in[k] = spare;
+          for (int k = 0; k < o->n_out; k++)
+            if (o->out[k] == out)
+              o->out[k] = spare;
+        }
+      conv = layout_step (spare, out, FALSE);
+      g_array_append_val (steps, conv);
+    }
+  g_array_free (plan->steps, TRUE);
+  plan->steps = steps;
 }
 
 gboolean
@@ -406,13 +539,7 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
   if (!xnn_ready ())
     return TRUE;
   for (guint s = 0; s < plan->steps->len; s++)
-    {
-      int c = classify (&g_array_index (plan->steps, NnStep, s), plan);
-
-      if (c == 0)
-        return TRUE;
-      any = any || c == 2;
-    }
+    any = any || classify (&g_array_index (plan->steps, NnStep, s), plan) == 2;
   for (guint i = 0; i < g->outputs->len; i++)
     {
       int id = g_array_index (g->outputs, int, i);
@@ -427,82 +554,7 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
   plan->nhwc = TRUE;
   if (n_threads > 1)
     plan->threadpool = pthreadpool_create (n_threads);
-
-  /* inputs: a (channels-last) copy in the input's spare slot, read by every step, so that
-   * the operators set up below see buffers that stay put from run to run */
-  for (guint i = 0; i < g->inputs->len; i++)
-    {
-      NnTensor *in = &plan->vals[g_array_index (g->inputs, int, i)];
-      NnTensor *copy = &plan->vals[plan->graph->values->len + i];
-      NnStep st;
-      NnTransposeParams *tp = (NnTransposeParams *) st.p.bytes;
-
-      if (plan->known[in - plan->vals])
-        continue;
-      *copy = *in;
-      copy->data = NULL;
-      for (guint s = 0; s < plan->steps->len; s++)
-        {
-          NnStep *other = &g_array_index (plan->steps, NnStep, s);
-
-          for (int k = 0; k < other->n_in; k++)
-            if (other->in[k] == in)
-              other->in[k] = copy;
-        }
-      memset (&st, 0, sizeof st);
-      st.n_in = st.n_out = 1;
-      st.in[0] = in;
-      st.out[0] = copy;
-      st.run = k_to_nhwc;
-      st.kernel_name = "nchw-to-nhwc";
-      /* a layout-free input is copied as a 1-D transpose */
-      tp->ndim = layout_free (in) ? 1 : 4;
-      tp->ne[0] = nn_tensor_numel (in);
-      tp->perm[0] = 0;
-      if (tp->ndim == 4)
-        {
-          memcpy (tp->ne, in->ne, sizeof tp->ne);
-          tp->perm[1] = 2;
-          tp->perm[2] = 3;
-          tp->perm[3] = 1;
-        }
-      tp->esize = nn_dtype_size (in->dtype);
-      g_array_prepend_val (plan->steps, st);
-    }
-
-  /* 4-D outputs: steps write a channels-last spare, a last step lays it out channels-first */
-  for (guint i = 0; i < g->outputs->len; i++)
-    {
-      NnTensor *out = &plan->vals[g_array_index (g->outputs, int, i)];
-      NnTensor *spare = &plan->vals[g->values->len + g->inputs->len + i];
-      NnStep st;
-      NnTransposeParams *tp = (NnTransposeParams *) st.p.bytes;
-
-      if (layout_free (out) || plan->known[out - plan->vals])
-        continue;
-      *spare = *out;
-      for (guint s = 0; s < plan->steps->len; s++)
-        {
-          NnStep *other = &g_array_index (plan->steps, NnStep, s);
-
-          for (int k = 0; k < other->n_in; k++)
-            if (other->in[k] == out)
-              other->in[k] = spare;
-          for (int k = 0; k < other->n_out; k++)
-            if (other->out[k] == out)
-              other->out[k] = spare;
-        }
-      memset (&st, 0, sizeof st);
-      st.n_in = st.n_out = 1;
-      st.in[0] = spare;
-      st.out[0] = out;
-      st.run = k_to_nchw;
-      st.kernel_name = "nhwc-to-nchw";
-      tp->ndim = 4;
-      memcpy (tp->ne, out->ne, sizeof tp->ne);
-      g_array_append_val (plan->steps, st);
-    }
-
+  place_layouts (plan);
   /* the last operator lets the pool's workers sleep instead of spinning until the next
    * inference, so that an idle model leaves the cores to others */
   n_xnn = 0;
