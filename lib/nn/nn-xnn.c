@@ -25,6 +25,16 @@ typedef struct {
   size_t         numel;
 } XnnState;
 
+/* Work below this (multiply-adds, or elements moved) runs on the calling thread: handing
+ * it to the pool costs more than it saves, and far more when the cores are busy. */
+#define NN_XNN_MIN_PARALLEL_WORK (256 * 1024)
+
+static pthreadpool_t
+pool_for (const NnPlan *plan, double work)
+{
+  return work >= NN_XNN_MIN_PARALLEL_WORK ? plan->threadpool : NULL;
+}
+
 static gboolean
 xnn_ready (void)
 {
@@ -227,7 +237,7 @@ make_conv (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
         for (int64_t x = 0; x < kw; x++)
           ohwi[((m * kh + y) * kw + x) * cg + c] = w[((m * cg + c) * kh + y) * kw + x];
   s->kind = XNN_CONV;
-  s->pool = plan->threadpool;
+  s->pool = pool_for (plan, (double) p->N * p->M * p->out[1] * p->out[2] * cg * kh * kw);
   s->N = p->N;
   s->H = p->in[1];
   s->W = p->in[2];
@@ -259,7 +269,7 @@ make_maxpool (NnPlan *plan, NnStep *st, uint32_t flags)
   pad_b = MAX (pad_b, need_h - p->in[1] - p->pad[1]);
   pad_r = MAX (pad_r, need_w - p->in[2] - p->pad[2]);
   s->kind = XNN_MAXPOOL;
-  s->pool = plan->threadpool;
+  s->pool = pool_for (plan, (double) p->N * p->C * p->out[1] * p->out[2] * p->k[1] * p->k[2]);
   s->N = p->N;
   s->H = p->in[1];
   s->W = p->in[2];
@@ -289,7 +299,7 @@ make_avgpool (NnPlan *plan, NnStep *st, uint32_t flags)
   pad_b = MAX (pad_b, need_h - p->in[1] - p->pad[1]);
   pad_r = MAX (pad_r, need_w - p->in[2] - p->pad[2]);
   s->kind = XNN_AVGPOOL;
-  s->pool = plan->threadpool;
+  s->pool = pool_for (plan, (double) p->N * p->C * p->out[1] * p->out[2] * p->k[1] * p->k[2]);
   s->N = p->N;
   s->H = p->in[1];
   s->W = p->in[2];
@@ -332,7 +342,7 @@ make_gap (NnPlan *plan, NnStep *st, uint32_t flags)
   XnnState *s = g_new0 (XnnState, 1);
 
   s->kind = XNN_GAP;
-  s->pool = plan->threadpool;
+  s->pool = pool_for (plan, (double) nn_tensor_numel (x));
   s->N = x->ne[0];
   s->C = x->ne[1];
   s->W = x->ne[2] * x->ne[3];
@@ -351,8 +361,8 @@ make_add (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
   XnnState *s = g_new0 (XnnState, 1);
 
   s->kind = XNN_ADD;
-  s->pool = plan->threadpool;
   s->numel = nn_tensor_numel (st->out[0]);
+  s->pool = pool_for (plan, (double) s->numel);
   if (xnn_create_add_nd_f32 (lo, hi, flags, &s->op) != xnn_status_success)
     {
       g_free (s);
