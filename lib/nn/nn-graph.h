@@ -164,10 +164,10 @@ void      nn_plan_run   (NnPlan              *plan,
                          const NnExec        *exec);
 void      nn_plan_free  (NnPlan              *plan);
 
-/* The XNNPACK fast path (nn-xnn.c). rewrite runs once the steps are known and, when every
- * 4-D activation can live channels-last, moves convolutions and pools to XNNPACK, fuses
- * activations and re-lays the inputs out; FALSE means XNNPACK refused an operator. setup
- * runs once buffers are placed. */
+/* The XNNPACK fast path (nn-xnn.c). rewrite runs once the steps are known: it moves
+ * convolutions and pools to XNNPACK with channels-last activations, fuses activations and
+ * adds layout conversions where needed; FALSE means XNNPACK refused an operator. setup runs
+ * once buffers are placed. */
 gboolean  nn_xnn_rewrite    (NnPlan *plan,
                              int     n_threads);
 gboolean  nn_xnn_setup      (NnPlan *plan);

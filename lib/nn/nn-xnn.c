@@ -1,9 +1,10 @@
-/* nn-xnn.c - the XNNPACK fast path. When every 4-D activation of a plan can be kept
- * channels-last (NHWC), convolutions, max pools, global average pools and residual adds run
- * as XNNPACK operators (weights repacked once, at plan time), a following Relu or Clip is
- * fused into them, channel concats become per-pixel copies, and ops that do not care about
- * layout (elementwise, anything on 2-D data) keep their kernels. Otherwise the plan stays
- * NCHW with the OpenBLAS and reference kernels. */
+/* nn-xnn.c - the XNNPACK fast path. 4-D activations live channels-last (NHWC) wherever the
+ * ops allow it: convolutions, max and average pools, global average pools and residual adds
+ * run as XNNPACK operators (weights repacked once, at plan time) with a following Relu or
+ * Clip fused in, channel concats and batch norms get channels-last kernels, and ops that do
+ * not care about layout (elementwise, anything on 2-D data) keep theirs. Ops that need NCHW
+ * stay NCHW, with one conversion per tensor that crosses over; a plan without any XNNPACK
+ * operator stays as it was (OpenBLAS and reference kernels). */
 #include "config.h"
 
 #include <math.h>
