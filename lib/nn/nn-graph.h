@@ -100,7 +100,7 @@ typedef struct {
 
 typedef void (*NnKernel) (const NnStep *step, const NnExec *exec);
 
-#define NN_MAX_IO 8
+#define NN_MAX_IO 64  /* DenseNet concatenates dozens of tensors */
 #define NN_PARAM_BYTES 640
 
 struct _NnStep {
