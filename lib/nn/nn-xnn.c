@@ -16,7 +16,7 @@
 #include "nn-graph.h"
 #include "nn-ops.h"
 
-typedef enum { XNN_CONV, XNN_MAXPOOL, XNN_AVGPOOL, XNN_GAP, XNN_ADD } XnnKind;
+typedef enum { XNN_CONV, XNN_MAXPOOL, XNN_AVGPOOL, XNN_GAP, XNN_ADD, XNN_FC } XnnKind;
 
 typedef struct {
   XnnKind        kind;
@@ -103,6 +103,28 @@ conv2d_ok (const NnStep *st, const NnPlan *plan)
          p->nsp == 2;
 }
 
+static gboolean
+is_known (const NnPlan *plan, const NnTensor *t)
+{
+  return t && plan->known[t - plan->vals];
+}
+
+/* Gemm (alpha 1, beta 1, a bias row) and MatMul by a constant matrix: a fully connected
+ * layer. */
+static gboolean
+fc_ok (const NnStep *st, const NnPlan *plan)
+{
+  if (is_op (st, "Gemm"))
+    {
+      const NnGemmParams *p = (const NnGemmParams *) st->p.bytes;
+      const NnTensor *c = st->n_in > 2 ? st->in[2] : NULL;
+
+      return is_known (plan, st->in[1]) && !p->trans_a && p->alpha == 1.0f &&
+             (!c || (is_known (plan, c) && p->beta == 1.0f && p->c_rs == 0 && p->c_cs == 1));
+    }
+  return st->in[1]->ndim == 2 && is_known (plan, st->in[1]) && st->in[0]->ndim >= 1;
+}
+
 /* How a step fares with channels-last activations: 2 = XNNPACK takes it, 1 = its kernel
  * works as is (or after new parameters), 0 = it needs channels-first. */
 static int
@@ -114,6 +136,8 @@ classify (const NnStep *st, const NnPlan *plan)
       return 0;
   if (is_op (st, "Conv"))
     return conv2d_ok (st, plan) ? 2 : 0;
+  if (is_op (st, "Gemm") || is_op (st, "MatMul"))
+    return all_layout_free (st) && fc_ok (st, plan) ? 2 : all_layout_free (st);
   if (is_op (st, "MaxPool"))
     {
       const NnConvParams *p = (const NnConvParams *) st->p.bytes;
@@ -250,6 +274,44 @@ make_conv (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
                                          (uint32_t) p->G, cg, mg, p->C, p->M, ohwi,
                                          st->n_in > 2 && st->in[2] ? st->in[2]->data : NULL,
                                          lo, hi, flags, &s->op) != xnn_status_success)
+    {
+      g_free (s);
+      return NULL;
+    }
+  return s;
+}
+
+static XnnState *
+make_fc (NnPlan *plan, NnStep *st, float lo, float hi, uint32_t flags)
+{
+  XnnState *s = g_new0 (XnnState, 1);
+  size_t K, N;
+  const float *bias = NULL;
+  gboolean transposed;
+
+  if (is_op (st, "Gemm"))
+    {
+      const NnGemmParams *p = (const NnGemmParams *) st->p.bytes;
+
+      K = p->K;
+      N = p->N;
+      s->numel = p->M;
+      transposed = !p->trans_b;
+      if (st->n_in > 2 && st->in[2])
+        bias = st->in[2]->data;
+    }
+  else
+    {
+      K = st->in[1]->ne[0];
+      N = st->in[1]->ne[1];
+      s->numel = K ? nn_tensor_numel (st->in[0]) / K : 0;
+      transposed = TRUE;
+    }
+  s->kind = XNN_FC;
+  s->pool = pool_for (plan, (double) s->numel * K * N);
+  if (xnn_create_fully_connected_nc_f32 (K, N, K, N, st->in[1]->data, bias, lo, hi,
+                                         flags | (transposed ? XNN_FLAG_TRANSPOSE_WEIGHTS : 0),
+                                         &s->op) != xnn_status_success)
     {
       g_free (s);
       return NULL;
@@ -593,6 +655,14 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
             return FALSE;
           st->kernel_name = "xnn-conv";
         }
+      else if ((is_op (st, "Gemm") || is_op (st, "MatMul")) && classify (st, plan) == 2)
+        {
+          take_activation (plan, s, &lo, &hi);
+          st = &g_array_index (plan->steps, NnStep, s);
+          if (!(x = make_fc (plan, st, lo, hi, flags)))
+            return FALSE;
+          st->kernel_name = "xnn-fc";
+        }
       else if (is_op (st, "MaxPool"))
         {
           if (!(x = make_maxpool (plan, st, flags)))
@@ -670,6 +740,10 @@ nn_xnn_setup (NnPlan *plan)
           status = xnn_setup_average_pooling2d_nhwc_f32 (s->op, s->N, s->H, s->W,
                                                          st->in[0]->data, st->out[0]->data,
                                                          s->pool);
+          break;
+        case XNN_FC:
+          status = xnn_setup_fully_connected_nc_f32 (s->op, s->numel, st->in[0]->data,
+                                                     st->out[0]->data, s->pool);
           break;
         case XNN_GAP:
           status = xnn_setup_global_average_pooling_nwc_f32 (s->op, s->N, s->W, st->in[0]->data,

@@ -1,8 +1,8 @@
 /* test-fast.c - every fast kernel against the reference ones, on random shapes: XNNPACK
  * convolutions (groups, depthwise, pads, strides, dilations, fused Relu/Clip), max pools
  * and average pools (ceil_mode), global average pools, adds, channel concats and batch
- * norms in NHWC; OpenBLAS im2col and
- * direct depthwise convolutions (1-D), Gemm and MatMul */
+ * norms in NHWC, fully connected layers; OpenBLAS im2col and direct depthwise
+ * convolutions (1-D), Gemm and MatMul */
 #include "config.h"
 
 #include <math.h>
@@ -368,6 +368,35 @@ test_gemm (void)
     }
 }
 
+/* Gemm with alpha = beta = 1 and a bias row, and MatMul by a constant: XNNPACK's fully
+ * connected operator, with a fused Relu */
+static void
+test_fully_connected (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (19);
+
+  for (int i = 0; i < N_ROUNDS; i++)
+    {
+      GByteArray *graph = g_byte_array_new ();
+      int64_t M = rnd (rand, 1, 20), K = rnd (rand, 1, 40), Nn = rnd (rand, 1, 30);
+      int tb = (int) rnd (rand, 0, 1), gemm = (int) rnd (rand, 0, 1);
+      int64_t a[2] = { M, K }, b[2] = { tb && gemm ? Nn : K, tb && gemm ? K : Nn }, c[1] = { Nn };
+      GByteArray *node = node_new (graph, gemm ? "Gemm" : "MatMul", "X", "W",
+                                   gemm ? "C" : NULL, "T");
+
+      if (gemm)
+        attr_int (node, "transB", tb);
+      pb_msg_field (graph, 1, node);
+      pb_msg_field (graph, 1, node_new (graph, "Relu", "T", NULL, NULL, "Y"));
+      initializer (graph, "W", 2, b, rand);
+      if (gemm)
+        initializer (graph, "C", 1, c, rand);
+      io (graph, 11, "X", 2, a);
+      io (graph, 12, "Y", 2, a);
+      compare (graph, 2, a, 0, NULL, rand, "fully-connected");
+    }
+}
+
 static void
 test_matmul (void)
 {
@@ -402,5 +431,6 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/fast/gap-add-concat", test_gap_add_concat);
   g_test_add_func ("/nn/fast/gemm", test_gemm);
   g_test_add_func ("/nn/fast/matmul", test_matmul);
+  g_test_add_func ("/nn/fast/fully-connected", test_fully_connected);
   return g_test_run ();
 }
