@@ -339,6 +339,51 @@ test_gap_add_concat (void)
 }
 
 static void
+int64_initializer (GByteArray *graph, const char *name, int n, const int64_t *values)
+{
+  GByteArray *t = g_byte_array_new ();
+
+  pb_varint_field (t, 1, (guint64) n);
+  pb_varint_field (t, 2, NN_DTYPE_INT64);
+  pb_string_field (t, 8, name);
+  pb_bytes_field (t, 9, values, n * sizeof (int64_t));
+  pb_msg_field (graph, 5, t);
+}
+
+/* Channels-last regions around an op that needs NCHW (Pad, Transpose): the tensors that
+ * cross over are converted, both ways */
+static void
+test_mixed_layouts (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (20);
+
+  for (int i = 0; i < N_ROUNDS / 4; i++)
+    {
+      GByteArray *graph = g_byte_array_new ();
+      GByteArray *node;
+      int64_t in[4] = { rnd (rand, 1, 2), rnd (rand, 1, 5), rnd (rand, 3, 9), rnd (rand, 3, 9) };
+      int64_t w[4] = { rnd (rand, 1, 6), in[1], 3, 3 }, w2[4] = { w[0], w[0], 1, 1 };
+      int64_t pads[8] = { 0, 0, 1, 2, 0, 0, 2, 1 }, perm[4] = { 0, 1, 3, 2 };
+
+      pb_msg_field (graph, 1, node_new (graph, "Conv", "X", "W", NULL, "A"));
+      node = node_new (graph, "Pad", "A", "pads", NULL, "B");
+      pb_string_field (node, 3, "pad");
+      pb_msg_field (graph, 1, node);
+      node = node_new (graph, "Transpose", "B", NULL, NULL, "C");
+      attr_ints (node, "perm", 4, perm);
+      pb_msg_field (graph, 1, node);
+      pb_msg_field (graph, 1, node_new (graph, "Conv", "C", "W2", NULL, "D"));
+      pb_msg_field (graph, 1, node_new (graph, "Add", "D", "C", NULL, "Y"));
+      initializer (graph, "W", 4, w, rand);
+      initializer (graph, "W2", 4, w2, rand);
+      int64_initializer (graph, "pads", 8, pads);
+      io (graph, 11, "X", 4, in);
+      io (graph, 12, "Y", 4, in);
+      compare (graph, 4, in, 0, NULL, rand, "mixed-layouts");
+    }
+}
+
+static void
 test_gemm (void)
 {
   g_autoptr(GRand) rand = g_rand_new_with_seed (15);
@@ -429,6 +474,7 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/fast/avgpool", test_avgpool);
   g_test_add_func ("/nn/fast/batchnorm", test_batchnorm);
   g_test_add_func ("/nn/fast/gap-add-concat", test_gap_add_concat);
+  g_test_add_func ("/nn/fast/mixed-layouts", test_mixed_layouts);
   g_test_add_func ("/nn/fast/gemm", test_gemm);
   g_test_add_func ("/nn/fast/matmul", test_matmul);
   g_test_add_func ("/nn/fast/fully-connected", test_fully_connected);
