@@ -496,6 +496,12 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
 
       st->scratch = st->scratch_bytes ? plan->scratch : NULL;
     }
+  for (guint s = 0; s < plan->steps->len; s++)
+    {
+      const char *k = g_array_index (plan->steps, NnStep, s).kernel_name;
+
+      plan->uses_blas = plan->uses_blas || (k && g_str_has_suffix (k, "sgemm"));
+    }
   if (!nn_xnn_setup (plan))
     {
       NnPlanOptions again = *opts;

@@ -142,6 +142,7 @@ struct _NnPlan {
   gboolean   fast;
   void      *threadpool;    /* XNNPACK's pthreadpool when the fast path uses it */
   gboolean   nhwc;          /* the fast path keeps 4-D activations channels-last */
+  gboolean   uses_blas;     /* some step calls OpenBLAS */
 };
 
 typedef struct {

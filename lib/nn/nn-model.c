@@ -230,7 +230,8 @@ nn_model_run (NnModel *model, const NnTensor *inputs, guint n_inputs, GError **e
         return FALSE;
     }
   /* OpenBLAS threads spin after each call; next to XNNPACK's pool they would steal its cores */
-  nn_fast_set_threads (model->plan->nhwc ? 1 : model->n_threads);
+  if (model->plan->uses_blas)
+    nn_fast_set_threads (model->plan->nhwc ? 1 : model->n_threads);
   nn_plan_run (model->plan, inputs, (int) n_inputs, &exec);
   for (guint i = 0; i < model->graph->outputs->len; i++)
     {

@@ -8,10 +8,18 @@
 
 #include "nn-ops.h"
 
+/* OpenBLAS's thread count is global to the process: set it only when it changes, so that
+ * models running in other threads are not disturbed on every inference */
 void
 nn_fast_set_threads (int n)
 {
-  openblas_set_num_threads (MAX (n, 1));
+  static int current = -1;
+
+  n = MAX (n, 1);
+  if (g_atomic_int_get (&current) == n)
+    return;
+  openblas_set_num_threads (n);
+  g_atomic_int_set (&current, n);
 }
 
 static gboolean

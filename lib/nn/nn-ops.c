@@ -725,7 +725,7 @@ plan_gemm (NnOpCtx *c, GError **error)
   ne[0] = p->M;
   ne[1] = p->N;
   c->step->run = c->fast ? k_gemm_fast : k_gemm_ref;
-  c->step->kernel_name = c->fast ? "sgemm" : NULL;
+  c->step->kernel_name = c->fast ? "sgemm" : "ref";
   return set_out (c, 0, NN_DTYPE_FLOAT, 2, ne, error);
 }
 
@@ -789,7 +789,7 @@ plan_matmul (NnOpCtx *c, GError **error)
   if (b->ndim > 1)
     ne[nd++] = p->N;
   c->step->run = c->fast ? k_matmul_fast : k_matmul_ref;
-  c->step->kernel_name = c->fast ? "sgemm" : NULL;
+  c->step->kernel_name = c->fast ? "sgemm" : "ref";
   return set_out (c, 0, NN_DTYPE_FLOAT, nd, ne, error);
 }
 
