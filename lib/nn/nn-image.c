@@ -158,42 +158,111 @@ nn_image_config_fit_model (NnImageConfig *cfg, NnModel *model)
     cfg->grayscale = TRUE;
 }
 
-/* Bilinear sampling with half-pixel centres, as OpenCV's INTER_LINEAR (no antialiasing). */
-static void
-resize_bilinear (const float *src, int sw, int sh, float *dst, int dw, int dh)
+/* Resizing follows Pillow's Image.resize (BILINEAR), which torchvision's Resize uses too:
+ * a triangle filter widened by the scale when shrinking (so it antialiases), 8-bit
+ * fixed-point coefficients, and a horizontal then a vertical pass that each round to 8 bits.
+ * Reproducing it exactly lets magpie score photos as the PyTorch tooling does. */
+#define PIL_PRECISION_BITS (32 - 8 - 2)
+
+static double
+triangle (double x)
 {
-  const double fx = (double) sw / dw, fy = (double) sh / dh;
+  x = fabs (x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
 
-  for (int y = 0; y < dh; y++)
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc: for each output index, the first
+ * input index, how many inputs it reads, and their fixed-point weights. */
+static int
+pil_coeffs (int in_size, int out_size, int **bounds_out, int32_t **kk_out)
+{
+  const double scale = (double) in_size / out_size;
+  const double filterscale = MAX (scale, 1.0), support = filterscale;
+  const int ksize = (int) ceil (support) * 2 + 1;
+  g_autofree double *pre = g_new0 (double, (size_t) out_size * ksize);
+  int *bounds = g_new (int, (size_t) out_size * 2);
+  int32_t *kk = g_new0 (int32_t, (size_t) out_size * ksize);
+
+  for (int xx = 0; xx < out_size; xx++)
     {
-      double sy = (y + 0.5) * fy - 0.5;
-      int y0, y1;
-      float wy;
+      double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+      int xmin = (int) (center - support + 0.5), xmax = (int) (center + support + 0.5);
+      double *k = pre + (size_t) xx * ksize;
 
-      sy = CLAMP (sy, 0, sh - 1);
-      y0 = (int) floor (sy);
-      y1 = MIN (y0 + 1, sh - 1);
-      wy = (float) (sy - y0);
-      for (int x = 0; x < dw; x++)
+      xmin = MAX (xmin, 0);
+      xmax = MIN (xmax, in_size) - xmin;
+      for (int x = 0; x < xmax; x++)
         {
-          double sx = (x + 0.5) * fx - 0.5;
-          int x0, x1;
-          float wx;
+          k[x] = triangle ((x + xmin - center + 0.5) * ss);
+          ww += k[x];
+        }
+      for (int x = 0; x < xmax && ww != 0.0; x++)
+        k[x] /= ww;
+      bounds[xx * 2] = xmin;
+      bounds[xx * 2 + 1] = xmax;
+    }
+  for (size_t i = 0; i < (size_t) out_size * ksize; i++)
+    kk[i] = pre[i] < 0 ? (int32_t) (-0.5 + pre[i] * (1 << PIL_PRECISION_BITS))
+                       : (int32_t) (0.5 + pre[i] * (1 << PIL_PRECISION_BITS));
+  *bounds_out = bounds;
+  *kk_out = kk;
+  return ksize;
+}
 
-          sx = CLAMP (sx, 0, sw - 1);
-          x0 = (int) floor (sx);
-          x1 = MIN (x0 + 1, sw - 1);
-          wx = (float) (sx - x0);
+static guint8
+clip8 (int32_t v)
+{
+  v >>= PIL_PRECISION_BITS;
+  return (guint8) CLAMP (v, 0, 255);
+}
+
+/* dst (dh, dw, 3)  src (sh, sw, 3), both packed 8-bit RGB */
+static void
+resize_pil (const guint8 *src, int sw, int sh, guint8 *dst, int dw, int dh)
+{
+  g_autofree guint8 *tmp = NULL;
+  const guint8 *rows = src;
+
+  if (dw != sw)
+    {
+      g_autofree int *bounds = NULL;
+      g_autofree int32_t *kk = NULL;
+      int ksize = pil_coeffs (sw, dw, &bounds, &kk);
+
+      tmp = g_new (guint8, (size_t) sh * dw * 3);
+      for (int y = 0; y < sh; y++)
+        for (int x = 0; x < dw; x++)
           for (int c = 0; c < 3; c++)
             {
-              float a = src[(y0 * sw + x0) * 3 + c], b = src[(y0 * sw + x1) * 3 + c];
-              float d = src[(y1 * sw + x0) * 3 + c], e = src[(y1 * sw + x1) * 3 + c];
-              float top = a + (b - a) * wx, bot = d + (e - d) * wx;
+              const int32_t *k = kk + (size_t) x * ksize;
+              int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
 
-              dst[(y * dw + x) * 3 + c] = top + (bot - top) * wy;
+              for (int i = 0; i < bounds[x * 2 + 1]; i++)
+                ss += src[((size_t) y * sw + bounds[x * 2] + i) * 3 + c] * k[i];
+              tmp[((size_t) y * dw + x) * 3 + c] = clip8 (ss);
             }
-        }
+      rows = tmp;
     }
+  if (dh != sh)
+    {
+      g_autofree int *bounds = NULL;
+      g_autofree int32_t *kk = NULL;
+      int ksize = pil_coeffs (sh, dh, &bounds, &kk);
+
+      for (int y = 0; y < dh; y++)
+        for (int x = 0; x < dw; x++)
+          for (int c = 0; c < 3; c++)
+            {
+              const int32_t *k = kk + (size_t) y * ksize;
+              int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
+
+              for (int i = 0; i < bounds[y * 2 + 1]; i++)
+                ss += rows[((size_t) (bounds[y * 2] + i) * dw + x) * 3 + c] * k[i];
+              dst[((size_t) y * dw + x) * 3 + c] = clip8 (ss);
+            }
+      return;
+    }
+  memcpy (dst, rows, (size_t) dh * dw * 3);
 }
 
 void
@@ -202,8 +271,8 @@ nn_image_preprocess_rgb (const NnImageConfig *cfg, const guint8 *pixels, int wid
 {
   const int W = cfg->width, H = cfg->height, C = cfg->grayscale ? 1 : 3;
   int rw = W, rh = H, x0, y0;
-  g_autofree float *src = g_new (float, (size_t) width * height * 3);
-  g_autofree float *resized = NULL;
+  g_autofree guint8 *src = g_new (guint8, (size_t) width * height * 3);
+  g_autofree guint8 *resized = NULL;
 
   for (int y = 0; y < height; y++)
     for (int x = 0; x < width; x++)
@@ -211,31 +280,34 @@ nn_image_preprocess_rgb (const NnImageConfig *cfg, const guint8 *pixels, int wid
         src[((size_t) y * width + x) * 3 + c] =
           pixels[(size_t) y * rowstride + (size_t) x * n_channels + (n_channels >= 3 ? c : 0)];
 
-  /* shorter side to 'resize' keeping the aspect ratio, then the centre crop */
+  /* shorter side to 'resize' keeping the aspect ratio, the longer one rounded to nearest
+   * (halves to even, Python's round(): what the shared SqueezeNet reference outputs were
+   * made with), then the centre crop */
   if (cfg->resize > 0)
     {
       if (width <= height)
         {
           rw = cfg->resize;
-          rh = MAX ((int) ((int64_t) cfg->resize * height / width), 1);
+          rh = MAX ((int) nearbyint ((double) cfg->resize * height / width), 1);
         }
       else
         {
           rh = cfg->resize;
-          rw = MAX ((int) ((int64_t) cfg->resize * width / height), 1);
+          rw = MAX ((int) nearbyint ((double) cfg->resize * width / height), 1);
         }
       rw = MAX (rw, W);
       rh = MAX (rh, H);
     }
-  resized = g_new (float, (size_t) rw * rh * 3);
-  resize_bilinear (src, width, height, resized, rw, rh);
-  x0 = (int) lround ((rw - W) / 2.0);
-  y0 = (int) lround ((rh - H) / 2.0);
+  resized = g_new (guint8, (size_t) rw * rh * 3);
+  resize_pil (src, width, height, resized, rw, rh);
+  /* halves round to even, as Python's round() in torchvision's CenterCrop */
+  x0 = (int) nearbyint ((rw - W) / 2.0);
+  y0 = (int) nearbyint ((rh - H) / 2.0);
 
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++)
       {
-        const float *px = resized + ((size_t) (y + y0) * rw + (x + x0)) * 3;
+        const guint8 *px = resized + ((size_t) (y + y0) * rw + (x + x0)) * 3;
 
         for (int c = 0; c < C; c++)
           {

@@ -5,7 +5,9 @@
  *     "mean": [104, 117, 123], "std": [1, 1, 1], "scale": 1.0,
  *     "layout": "NCHW", "grayscale": false, "labels": "synset.txt" }
  *
- * Pixels go 0..255 -> (v * scale - mean[c]) / std[c], in the channel order given.
+ * Pixels go 0..255 -> (v * scale - mean[c]) / std[c], in the channel order given. Resizing
+ * reproduces Pillow's bilinear resize (antialiased when shrinking, 8-bit between passes), so
+ * results match Python pipelines built on PIL and torchvision.
  */
 #pragma once
 
