@@ -21,15 +21,18 @@ default_threads (void)
   return (int) MAX (g_get_num_processors (), 1);
 }
 
-/* Plans for the declared input shapes (dynamic dims as 1) so that a model that cannot run
- * fails when it is opened, not on its first image. Integer inputs are left to the first
- * run, since their contents may decide shapes. */
+/* Plans for the declared input shapes (a dynamic batch as 1) so that a model that cannot
+ * run fails when it is opened, not on its first image. Integer inputs, and other dynamic
+ * dims, are left to the first run, since they may decide shapes. With a dynamic batch only
+ * what does not depend on shapes (an unsupported attribute, say) fails the open. */
 static gboolean
 plan_declared (NnModel *model, GError **error)
 {
   NnGraph *g = model->graph;
   g_autofree NnTensor *ins = g_new0 (NnTensor, MAX (g->inputs->len, 1));
   NnPlanOptions opts = { model->fast, model->n_threads };
+  g_autoptr(GError) local = NULL;
+  gboolean dynamic = FALSE;
 
   for (guint i = 0; i < g->inputs->len; i++)
     {
@@ -40,10 +43,20 @@ plan_declared (NnModel *model, GError **error)
       ins[i].dtype = v->dtype;
       ins[i].ndim = v->ndim;
       for (int d = 0; d < v->ndim; d++)
-        ins[i].ne[d] = v->ne[d] < 0 ? 1 : v->ne[d];
+        {
+          if (v->ne[d] < 0 && d > 0)
+            return TRUE;
+          dynamic = dynamic || v->ne[d] < 0;
+          ins[i].ne[d] = v->ne[d] < 0 ? 1 : v->ne[d];
+        }
     }
-  model->plan = nn_plan_new (g, ins, (int) g->inputs->len, &opts, error);
-  return model->plan != NULL;
+  model->plan = nn_plan_new (g, ins, (int) g->inputs->len, &opts, &local);
+  if (!model->plan && (!dynamic || g_error_matches (local, NN_ERROR, NN_ERROR_UNSUPPORTED)))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static NnModel *
