@@ -14,6 +14,8 @@ PACKAGES=(
   # engine: ONNX via protobuf-c, kernels from XNNPACK and OpenBLAS
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   libxnnpack-dev libpthreadpool-dev libopenblas-dev
+  # engine peers for benchmarks and agreement checks (tools/nn-peer.py)
+  python3-torch python3-torchvision python3-opencv python3-onnx python3-numpy
   # desktop session for the UI tests, data validators
   xvfb xauth dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
   desktop-file-utils appstream flatpak-builder
