@@ -54,7 +54,8 @@ for model in "${models[@]}"; do
       for attempt in 1 2 3; do
         echo "nn-bench-table: $model batch $batch $engine (attempt $attempt)" >&2
         "${peer[@]}" bench --engine "$engine" --model "$file" --batch "$batch" \
-          --threads "$threads" --seconds "$seconds" >"$tmp/row.json" 2>"$tmp/row.err" || {
+          --threads "$threads" --seconds "$seconds" --quiet-wait 60 \
+          >"$tmp/row.json" 2>"$tmp/row.err" || {
           cat "$tmp/row.err" >&2
           exit 1
         }
@@ -62,7 +63,7 @@ for model in "${models[@]}"; do
         if grep -q '^nn-peer: noisy:' "$tmp/row.err"; then
           noisy=true
           grep '^nn-peer: noisy:' "$tmp/row.err" >&2
-          [ "$attempt" -lt 3 ] && sleep 5 && continue
+          [ "$attempt" -lt 3 ] && continue
         fi
         break
       done
