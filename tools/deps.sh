@@ -14,13 +14,13 @@ PACKAGES=(
   # engine: ONNX via protobuf-c, kernels from XNNPACK and OpenBLAS
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   libxnnpack-dev libpthreadpool-dev libopenblas-dev zlib1g-dev
+  # engine peers for benchmarks and agreement checks (tools/nn-peer.py)
+  python3-torch python3-torchvision python3-opencv python3-onnx python3-numpy
   # desktop session for the UI tests, data validators
   xvfb xauth x11-utils dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
   desktop-file-utils appstream flatpak-builder
   # test peers: real S3 clients, a real PostgreSQL, HTTP tools
   awscli python3-boto3 rclone s3cmd postgresql curl valgrind
-  # engine peers and benchmark models: torchvision exports, PyTorch and OpenCV to compare with
-  python3-torch python3-torchvision python3-onnx python3-opencv
 )
 
 missing=()
