@@ -160,8 +160,10 @@ def load_engine(engine, onnx_path, torch_name, seed, threads, example):
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
 
+        # Our exports name the input "input"; a foreign model (the shared ones) has its own name
+        # and one input, which setInput fills when given no name.
         def infer(x):
-            net.setInput(x, "input")
+            net.setInput(x)
             return net.forward()
 
         return infer
@@ -230,8 +232,10 @@ def as_input(x, path):
 
     if x.dtype.kind != "f":
         die(f"{path}: input must be floating point, got {x.dtype}")
-    if x.ndim != 4 or x.shape[1] != INPUT_SHAPE[0]:
-        die(f"{path}: input must be N x {INPUT_SHAPE[0]} x H x W, got {list(x.shape)}")
+    # Any NCHW image tensor: OpenCV runs any ONNX file (mnist-8 takes N x 1 x 28 x 28); the
+    # torchvision rebuilds check their own channel count.
+    if x.ndim != 4:
+        die(f"{path}: input must be N x C x H x W, got {list(x.shape)}")
     # Writable too: torch.from_numpy warns on the read-only arrays onnx.numpy_helper returns.
     return np.require(x, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])
 
