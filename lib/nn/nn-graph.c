@@ -241,7 +241,8 @@ static gpointer
 owned_buffer (NnPlan *plan, const NnTensor *t)
 {
   size_t bytes = MAX ((size_t) nn_tensor_numel (t) * nn_dtype_size (t->dtype), 1);
-  gpointer buf = g_aligned_alloc0 (1, (bytes + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN, NN_ALIGN);
+  gpointer buf = g_aligned_alloc0 (1, (bytes + NN_READ_SLACK + NN_ALIGN - 1) / NN_ALIGN * NN_ALIGN,
+                                   NN_ALIGN);
 
   g_ptr_array_add (plan->owned, buf);
   return buf;
@@ -485,11 +486,11 @@ nn_plan_new (NnGraph *g, const NnTensor *inputs, int n_inputs, const NnPlanOptio
         nb++;
       }
   plan->arena_bytes = assign_offsets (blocks, nb);
-  plan->arena = g_aligned_alloc0 (1, MAX (plan->arena_bytes, 1), NN_ALIGN);
+  plan->arena = g_aligned_alloc0 (1, plan->arena_bytes + NN_READ_SLACK, NN_ALIGN);
   for (int i = 0; i < nb; i++)
     plan->vals[blocks[i].id].data = plan->arena + blocks[i].off;
   if (plan->scratch_bytes)
-    plan->scratch = g_aligned_alloc0 (1, plan->scratch_bytes, NN_ALIGN);
+    plan->scratch = g_aligned_alloc0 (1, plan->scratch_bytes + NN_READ_SLACK, NN_ALIGN);
   for (guint s = 0; s < plan->steps->len; s++)
     {
       NnStep *st = &g_array_index (plan->steps, NnStep, s);

@@ -12,6 +12,9 @@ G_BEGIN_DECLS
 #define NN_MAX_MODEL_SIZE (G_GINT64_CONSTANT (2) << 30)
 /* Kernels assume 64-byte aligned buffers (one AVX-512 vector, one cache line). */
 #define NN_ALIGN 64
+/* Every buffer a kernel reads ends with this much slack: XNNPACK's vector kernels may read up
+ * to XNN_EXTRA_BYTES (16) past the last element of a tensor (nn-xnn.c checks the two agree). */
+#define NN_READ_SLACK 16
 
 /* Checks every dim is >= 0 and the product is within NN_MAX_ELEMENTS without overflow. */
 gboolean  nn_shape_numel_checked  (int             ndim,

@@ -16,6 +16,8 @@
 #include "nn-graph.h"
 #include "nn-ops.h"
 
+G_STATIC_ASSERT (NN_READ_SLACK >= XNN_EXTRA_BYTES);
+
 typedef enum { XNN_CONV, XNN_MAXPOOL, XNN_AVGPOOL, XNN_GAP, XNN_ADD, XNN_FC } XnnKind;
 
 typedef struct {
