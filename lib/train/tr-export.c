@@ -1,7 +1,6 @@
 /* tr-export.c - writing a trained network as ONNX */
 #include "config.h"
 
-#include <json-glib/json-glib.h>
 #include <string.h>
 
 #include "onnx.pb-c.h"
@@ -326,120 +325,101 @@ tr_task_labels (TrTask task)
   return task == TR_TASK_DIGITS ? digits : photos;
 }
 
-/* rounded to 6 digits, so 0.1307f is written 0.1307 and not 0.13070000708 */
-static double
-short_double (double v)
+/* JSON is written by hand rather than with json-glib, whose %.17g makes 0.1307 read
+ * 0.13070000000000001 in a file people read */
+static void
+json_string (GString *s, const char *v)
 {
-  char buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-  return g_ascii_strtod (g_ascii_formatd (buf, sizeof buf, "%.6g", v), NULL);
+  g_string_append_c (s, '"');
+  for (const char *p = v; *p; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        g_string_append_printf (s, "\\%c", *p);
+      else if ((guchar) *p < 0x20)
+        g_string_append_printf (s, "\\u%04x", (guchar) *p);
+      else
+        g_string_append_c (s, *p);
+    }
+  g_string_append_c (s, '"');
 }
 
 static void
-add_floats (JsonBuilder *jb, const char *name, const float *v, int n)
+json_number (GString *s, const char *fmt, double v)
 {
-  json_builder_set_member_name (jb, name);
-  json_builder_begin_array (jb);
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_string_append (s, g_ascii_formatd (buf, sizeof buf, fmt, v));
+}
+
+static void
+json_floats (GString *s, const float *v, int n)
+{
+  if (n == 1)
+    {
+      json_number (s, "%.6g", v[0]);
+      return;
+    }
+  g_string_append_c (s, '[');
   for (int i = 0; i < n; i++)
-    json_builder_add_double_value (jb, short_double (v[i]));
-  json_builder_end_array (jb);
+    {
+      if (i)
+        g_string_append (s, ", ");
+      json_number (s, "%.6g", v[i]);
+    }
+  g_string_append_c (s, ']');
 }
 
 gboolean
 tr_export_sidecar (const TrRecipe *r, const TrDataset *train, const TrTrainStats *stats,
                    const char *command, double test_accuracy, const char *path, GError **error)
 {
-  g_autoptr(JsonBuilder) jb = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(GString) s = g_string_new ("{\n");
   const gboolean digits = r->task == TR_TASK_DIGITS;
-  const int C = digits ? 1 : 3, size = digits ? 28 : 32;
+  const int size = digits ? 28 : 32;
+  const char *const *labels = tr_task_labels (r->task);
 
-  json_builder_begin_object (jb);
-  json_builder_set_member_name (jb, "input_size");
-  json_builder_begin_array (jb);
-  json_builder_add_int_value (jb, size);
-  json_builder_add_int_value (jb, size);
-  json_builder_end_array (jb);
+  g_string_append_printf (s, "  \"input_size\": [%d, %d],\n", size, size);
   if (digits)
-    {
-      json_builder_set_member_name (jb, "grayscale");
-      json_builder_add_boolean_value (jb, TRUE);
-      /* canvas drawings go through nn_digits_preprocess() (nn-digits.h), not a plain resize */
-      json_builder_set_member_name (jb, "preprocess");
-      json_builder_add_string_value (jb, "mnist-digit");
-    }
+    /* canvas drawings go through nn_digits_preprocess() (nn-digits.h), not a plain resize */
+    g_string_append (s, "  \"grayscale\": true,\n  \"preprocess\": \"mnist-digit\",\n");
   else
+    /* the shorter side to 32, then the centre square: CIFAR-10's photos are centred */
+    g_string_append_printf (s, "  \"resize\": %d,\n", size);
+  g_string_append (s, "  \"layout\": \"NCHW\",\n  \"channel_order\": \"RGB\",\n"
+                   "  \"scale\": ");
+  json_number (s, "%.9g", 1.0 / 255.0);
+  g_string_append (s, ",\n  \"mean\": ");
+  json_floats (s, r->mean, digits ? 1 : 3);
+  g_string_append (s, ",\n  \"std\": ");
+  json_floats (s, r->std, digits ? 1 : 3);
+  g_string_append (s, ",\n  \"labels\": [");
+  for (int i = 0; labels[i]; i++)
     {
-      /* the shorter side to 32, then the centre square: CIFAR-10 photos are centred */
-      json_builder_set_member_name (jb, "resize");
-      json_builder_add_int_value (jb, size);
+      if (i)
+        g_string_append (s, ", ");
+      json_string (s, labels[i]);
     }
-  json_builder_set_member_name (jb, "layout");
-  json_builder_add_string_value (jb, "NCHW");
-  json_builder_set_member_name (jb, "channel_order");
-  json_builder_add_string_value (jb, "RGB");
-  json_builder_set_member_name (jb, "scale");
-  json_builder_add_double_value (jb, short_double (1.0 / 255.0));
-  if (C == 1)
-    {
-      json_builder_set_member_name (jb, "mean");
-      json_builder_add_double_value (jb, short_double (r->mean[0]));
-      json_builder_set_member_name (jb, "std");
-      json_builder_add_double_value (jb, short_double (r->std[0]));
-    }
-  else
-    {
-      add_floats (jb, "mean", r->mean, 3);
-      add_floats (jb, "std", r->std, 3);
-    }
-  json_builder_set_member_name (jb, "labels");
-  json_builder_begin_array (jb);
-  for (const char *const *l = tr_task_labels (r->task); *l; l++)
-    json_builder_add_string_value (jb, *l);
-  json_builder_end_array (jb);
-  json_builder_set_member_name (jb, "output");
-  json_builder_add_string_value (jb, "probabilities");
-
-  json_builder_set_member_name (jb, "training");
-  json_builder_begin_object (jb);
-  json_builder_set_member_name (jb, "command");
-  json_builder_add_string_value (jb, command);
-  json_builder_set_member_name (jb, "seed");
-  json_builder_add_int_value (jb, (gint64) r->seed);
-  json_builder_set_member_name (jb, "epochs");
-  json_builder_add_int_value (jb, r->epochs);
-  json_builder_set_member_name (jb, "batch");
-  json_builder_add_int_value (jb, r->batch);
-  json_builder_set_member_name (jb, "threads");
-  json_builder_add_int_value (jb, r->threads);
-  json_builder_set_member_name (jb, "train_images");
-  json_builder_add_int_value (jb, train->n);
-  json_builder_set_member_name (jb, "train_seconds");
-  json_builder_add_double_value (jb, short_double (stats->seconds));
-  json_builder_set_member_name (jb, "cpu_seconds");
-  json_builder_add_double_value (jb, short_double (stats->cpu_seconds));
-  json_builder_set_member_name (jb, "data");
-  json_builder_begin_array (jb);
+  g_string_append (s, "],\n  \"output\": \"probabilities\",\n  \"training\": {\n"
+                   "    \"command\": ");
+  json_string (s, command);
+  g_string_append_printf (s, ",\n    \"seed\": %" G_GUINT64_FORMAT ",\n    \"epochs\": %d,\n"
+                          "    \"batch\": %d,\n    \"threads\": %d,\n"
+                          "    \"train_images\": %d,\n    \"train_seconds\": ",
+                          r->seed, r->epochs, r->batch, r->threads, train->n);
+  json_number (s, "%.1f", stats->seconds);
+  g_string_append (s, ",\n    \"cpu_seconds\": ");
+  json_number (s, "%.1f", stats->cpu_seconds);
+  g_string_append (s, ",\n    \"data\": [");
   for (guint i = 0; i + 1 < train->files->len; i += 2)
     {
-      json_builder_begin_object (jb);
-      json_builder_set_member_name (jb, "file");
-      json_builder_add_string_value (jb, g_ptr_array_index (train->files, i));
-      json_builder_set_member_name (jb, "sha256");
-      json_builder_add_string_value (jb, g_ptr_array_index (train->files, i + 1));
-      json_builder_end_object (jb);
+      g_string_append (s, i ? ",\n      {\"file\": " : "\n      {\"file\": ");
+      json_string (s, g_ptr_array_index (train->files, i));
+      g_string_append (s, ", \"sha256\": ");
+      json_string (s, g_ptr_array_index (train->files, i + 1));
+      g_string_append_c (s, '}');
     }
-  json_builder_end_array (jb);
-  json_builder_set_member_name (jb, "test_accuracy");
-  json_builder_add_double_value (jb, short_double (test_accuracy));
-  json_builder_end_object (jb);
-  json_builder_end_object (jb);
-
-  root = json_builder_get_root (jb);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  text = json_generator_to_data (gen, NULL);
-  return g_file_set_contents (path, text, -1, error);
+  g_string_append (s, "\n    ],\n    \"test_accuracy\": ");
+  json_number (s, "%.4f", test_accuracy);
+  g_string_append (s, "\n  }\n}\n");
+  return g_file_set_contents (path, s->str, (gssize) s->len, error);
 }
