@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv-api.h"
 #include "srv-http.h"
 #include "srv-reply.h"
 
@@ -347,6 +348,7 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
+  srv_api_start (&self->ctx);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
@@ -388,6 +390,7 @@ srv_server_free (SrvServer *self)
    * services any more and they close in the reverse order of opening. */
   if (self->ctx.blocking)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
+  srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);
   g_clear_pointer (&self->ctx.store, srv_store_close);
