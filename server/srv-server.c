@@ -348,7 +348,8 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
-  srv_api_start (&self->ctx);
+  if (!srv_api_start (&self->ctx, error))
+    return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
