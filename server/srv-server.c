@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "srv-api.h"
+#include "srv-events.h"
 #include "srv-http.h"
 #include "srv-reply.h"
 
@@ -350,6 +351,7 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
   if (!srv_api_start (&self->ctx, error))
     return NULL;
+  srv_events_start (&self->ctx);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
@@ -377,6 +379,7 @@ srv_server_get_url (SrvServer *self)
 void
 srv_server_shutdown (SrvServer *self)
 {
+  srv_events_stop (&self->ctx);
   if (self->soup)
     soup_server_disconnect (self->soup);
 }
