@@ -8,6 +8,8 @@
 
 #include "srv-config.h"
 
+#include "srv-autoscale.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,9 @@ static const SrvOptionSpec option_specs[] = {
   { "tag-rules", "FILE", "Per-label thresholds, aliases and priorities (GKeyFile)" },
   { "tag-min-confidence", "P", "Drop tags below this confidence, 0 to 1 (default 0.1)" },
   { "tag-top-k", "K", "Keep at most this many tags per photo, 1 to 20 (default 5)" },
+  { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
+  { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
+                                  "stopped (default 30)" },
 };
 
 G_DEFINE_QUARK (srv-config-error-quark, srv_config_error)
@@ -63,6 +68,8 @@ srv_config_new (void)
   config->guests = TRUE;
   config->tag_min_confidence = 0.1;
   config->tag_top_k = 5;
+  config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
+  config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
   return config;
 }
 
@@ -171,6 +178,11 @@ bad:
 
 /* "MIN:MAX" or a single N for a fixed pool; 1 <= MIN <= MAX <= SRV_CONFIG_WORKERS_LIMIT. */
 #define SRV_CONFIG_WORKERS_LIMIT 64  /* each worker holds a model's buffers; beyond this is a typo */
+
+/* A target past this would never start a second worker on any real queue: a typo. */
+#define SRV_CONFIG_WORKER_TARGET_LIMIT 100000
+/* An hour of idle threads is already more than anyone means. */
+#define SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S 3600
 
 gboolean
 srv_config_parse_workers (const char  *text,
@@ -363,6 +375,33 @@ apply (SrvConfig   *config,
           return FALSE;
         }
       config->tag_top_k = (guint) k;
+    }
+  else if (strcmp (name, "worker-target") == 0)
+    {
+      guint64 n;
+
+      if (!g_ascii_string_to_unsigned (value, 10, 1, SRV_CONFIG_WORKER_TARGET_LIMIT, &n, NULL))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--worker-target '%s' is not a whole number from 1 to %d", value,
+                       SRV_CONFIG_WORKER_TARGET_LIMIT);
+          return FALSE;
+        }
+      config->worker_target = (guint) n;
+    }
+  else if (strcmp (name, "worker-cooldown") == 0)
+    {
+      char *end = NULL;
+      double s = g_ascii_strtod (value, &end);
+
+      if (end == value || *end != '\0' || !(s >= 0.0 && s <= SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--worker-cooldown '%s' is not a number of seconds from 0 to %d", value,
+                       SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S);
+          return FALSE;
+        }
+      config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
     }
   else
     g_assert_not_reached ();

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv-api.h"
 #include "srv-http.h"
 #include "srv-reply.h"
 #include "srv-s3.h"
@@ -350,6 +351,8 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
+  if (!srv_api_start (&self->ctx, error))
+    return NULL;
   self->ctx.s3 = srv_s3_start (&self->ctx, error);
   if (self->ctx.s3 == NULL)
     return NULL;
@@ -394,6 +397,7 @@ srv_server_free (SrvServer *self)
    * services any more and they close in the reverse order of opening. */
   if (self->ctx.blocking)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
+  srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
   g_clear_pointer (&self->ctx.s3, srv_s3_stop);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);

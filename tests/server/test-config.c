@@ -195,6 +195,42 @@ test_precedence (void)
 }
 
 static void
+test_worker_scaling (void)
+{
+  {
+    g_autoptr(SrvConfig) config = srv_config_new ();
+
+    g_assert_cmpuint (config->worker_target, ==, 8);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 30000);
+  }
+  {
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(SrvConfig) copy = NULL;
+    g_autoptr(GError) error = NULL;
+    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25", NULL };
+
+    g_assert_true (load (config, args, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (config->worker_target, ==, 3);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 250);
+    copy = srv_config_copy (config);
+    g_assert_cmpuint (copy->worker_cooldown_ms, ==, 250);
+  }
+  {
+    /* the environment names follow the flags */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(GError) error = NULL;
+    const char *env[] = { "MAGPIED_WORKER_TARGET=20", "MAGPIED_WORKER_COOLDOWN=0", NULL };
+    const char *args[] = { NULL };
+
+    g_assert_true (load (config, args, env, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (config->worker_target, ==, 20);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 0);
+  }
+}
+
+static void
 test_errors (void)
 {
   static const struct {
@@ -210,6 +246,11 @@ test_errors (void)
     { { "--public-url", "ftp://x" }, SRV_CONFIG_ERROR_INVALID, "ftp://x" },
     { { "--data-dir", "" }, SRV_CONFIG_ERROR_INVALID, "--data-dir" },
     { { "--config", "/nonexistent/magpied.conf" }, SRV_CONFIG_ERROR_FILE, "/nonexistent" },
+    { { "--worker-target", "0" }, SRV_CONFIG_ERROR_INVALID, "--worker-target" },
+    { { "--worker-target", "8x" }, SRV_CONFIG_ERROR_INVALID, "8x" },
+    { { "--worker-cooldown", "-1" }, SRV_CONFIG_ERROR_INVALID, "--worker-cooldown" },
+    { { "--worker-cooldown", "soon" }, SRV_CONFIG_ERROR_INVALID, "soon" },
+    { { "--worker-cooldown", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -278,6 +319,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/srv/config/precedence", test_precedence);
   g_test_add_func ("/srv/config/service-options", test_service_options);
   g_test_add_func ("/srv/config/errors", test_errors);
+  g_test_add_func ("/srv/config/worker-scaling", test_worker_scaling);
   g_test_add_func ("/srv/config/unknown-file-key", test_unknown_file_key);
   g_test_add_func ("/srv/config/version-and-help", test_version_and_help);
   return g_test_run ();
