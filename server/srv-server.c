@@ -16,6 +16,7 @@
 #include "srv-events.h"
 #include "srv-http.h"
 #include "srv-reply.h"
+#include "srv-s3.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
 
@@ -343,7 +344,9 @@ srv_server_new (const SrvConfig *config,
   srv_metrics_add_collector (self->ctx.metrics, collect_core, self);
   self->ctx.blocking = srv_http_pool_new ();
 
-  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ", NULL);
+  /* raw-paths: S3 signs the path as sent and keys may hold %2F, so soup must not decode it. */
+  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
+                                "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
@@ -352,6 +355,9 @@ srv_server_new (const SrvConfig *config,
   if (!srv_api_start (&self->ctx, error))
     return NULL;
   srv_events_start (&self->ctx);
+  self->ctx.s3 = srv_s3_start (&self->ctx, error);
+  if (self->ctx.s3 == NULL)
+    return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
@@ -396,6 +402,7 @@ srv_server_free (SrvServer *self)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
   srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
+  g_clear_pointer (&self->ctx.s3, srv_s3_stop);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);
   g_clear_pointer (&self->ctx.store, srv_store_close);
   g_clear_pointer (&self->ctx.db, srv_db_close);
