@@ -46,7 +46,13 @@ mp_test_sse_open (const char  *url,
     return NULL;
   *status = soup_message_get_status (sse->msg);
   if (*status != SOUP_STATUS_OK)
-    return NULL;
+    {
+      /* Read the error body to its end, as a client does, rather than hanging up mid-reply. */
+      g_autoptr(GOutputStream) sink = g_memory_output_stream_new_resizable ();
+
+      g_output_stream_splice (sink, sse->body, G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE, NULL, NULL);
+      return NULL;
+    }
   sse->lines = g_data_input_stream_new (sse->body);
   g_data_input_stream_set_newline_type (sse->lines, G_DATA_STREAM_NEWLINE_TYPE_ANY);
   return g_steal_pointer (&sse);

@@ -243,6 +243,8 @@ test_events_errors (Fixture       *f,
         guint status = 0;
         g_autoptr(MpTestSse) sse = mp_test_sse_open (url, token, bad_ids[i], 10, &status, &error);
 
+        g_assert_no_error (error);
+
         g_assert_null (sse);
         g_assert_cmpuint (status, ==, 400);
       }
