@@ -8,8 +8,10 @@ G_BEGIN_DECLS
 /* An identity secret: 256 random bits, base64url without padding. */
 #define SRV_API_SECRET_LEN 43
 
-/* Registers the /v1 handler on ctx->soup and fills ctx->api. */
-void      srv_api_start        (SrvContext  *ctx);
+/* Registers the /v1 handler on ctx->soup and fills ctx->api. Returns FALSE and sets @error
+ * when the account key in the data directory cannot be read or made. */
+gboolean  srv_api_start        (SrvContext  *ctx,
+                                GError     **error);
 void      srv_api_stop         (SrvContext  *ctx);
 
 /* Pure helpers, for tests. */

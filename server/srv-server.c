@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include "srv-api.h"
+#include "srv-events.h"
 #include "srv-http.h"
 #include "srv-reply.h"
+#include "srv-s3.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
+#define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
 struct _SrvServer {
   SrvContext  ctx;
@@ -229,6 +232,9 @@ request_started_cb (SoupServer        *soup,
 
   *start = g_get_monotonic_time ();
   g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_START_KEY, start, g_free);
+  /* Asked now: once a client has hung up, soup has no connection left to ask. */
+  g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY,
+                          g_strdup (soup_server_message_get_remote_host (msg)), g_free);
 }
 
 static void
@@ -240,7 +246,7 @@ request_finished_cb (SoupServer        *soup,
   g_autofree char *status = g_strdup_printf ("%u", soup_server_message_get_status (msg));
   g_autofree char *duration = NULL;
   GUri *uri = soup_server_message_get_uri (msg);
-  const char *remote = soup_server_message_get_remote_host (msg);
+  const char *remote = g_object_get_data (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY);
   gint64 elapsed_us = start ? g_get_monotonic_time () - *start : 0;
   SrvServer *self = user_data;
   const char *api = api_of_path (g_uri_get_path (uri));
@@ -342,13 +348,20 @@ srv_server_new (const SrvConfig *config,
   srv_metrics_add_collector (self->ctx.metrics, collect_core, self);
   self->ctx.blocking = srv_http_pool_new ();
 
-  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ", NULL);
+  /* raw-paths: S3 signs the path as sent and keys may hold %2F, so soup must not decode it. */
+  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
+                                "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
-  srv_api_start (&self->ctx);
+  if (!srv_api_start (&self->ctx, error))
+    return NULL;
+  srv_events_start (&self->ctx);
+  self->ctx.s3 = srv_s3_start (&self->ctx, error);
+  if (self->ctx.s3 == NULL)
+    return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
@@ -376,6 +389,7 @@ srv_server_get_url (SrvServer *self)
 void
 srv_server_shutdown (SrvServer *self)
 {
+  srv_events_stop (&self->ctx);
   if (self->soup)
     soup_server_disconnect (self->soup);
 }
@@ -392,6 +406,7 @@ srv_server_free (SrvServer *self)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
   srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
+  g_clear_pointer (&self->ctx.s3, srv_s3_stop);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);
   g_clear_pointer (&self->ctx.store, srv_store_close);
   g_clear_pointer (&self->ctx.db, srv_db_close);

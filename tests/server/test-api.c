@@ -1,6 +1,7 @@
 /* test-api.c - the REST API under /v1 against a real magpied on loopback */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mp-test-util.h"
@@ -10,6 +11,8 @@
 typedef struct {
   MpTestServer *server;
   SoupSession  *session;
+  char         *retry_after;   /* of the last response, or NULL */
+  char         *allow;
 } Fixture;
 
 static void
@@ -36,6 +39,8 @@ fixture_teardown (Fixture       *f,
 {
   g_clear_object (&f->session);
   g_clear_pointer (&f->server, mp_test_server_free);
+  g_clear_pointer (&f->retry_after, g_free);
+  g_clear_pointer (&f->allow, g_free);
 }
 
 /* Sends @body (NULL for none) to @path with an optional bearer @token; returns the parsed JSON
@@ -72,6 +77,12 @@ call (Fixture     *f,
   response = soup_session_send_and_read (f->session, msg, NULL, &error);
   g_assert_no_error (error);
   *status = soup_message_get_status (msg);
+  g_free (f->retry_after);
+  f->retry_after = g_strdup (soup_message_headers_get_one (soup_message_get_response_headers (msg),
+                                                           "Retry-After"));
+  g_free (f->allow);
+  f->allow = g_strdup (soup_message_headers_get_one (soup_message_get_response_headers (msg),
+                                                     "Allow"));
   data = g_bytes_get_data (response, &len);
   if (len == 0 || !json_parser_load_from_data (parser, data, len, NULL))
     return NULL;
@@ -431,6 +442,299 @@ test_credentials_errors (Fixture       *f,
     g_free (cases[i].body);
 }
 
+/* Accounts and sessions */
+
+static char *
+login_body (const char *username,
+            const char *password)
+{
+  return g_strdup_printf ("{\"username\":\"%s\",\"password\":\"%s\"}", username, password);
+}
+
+/* Runs with guests off: accounts are how such a server is used. */
+static void
+test_accounts_sessions (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autofree char *body = login_body ("alice", "correct horse battery");
+  g_autofree char *wrong = login_body ("alice", "incorrect horse battery");
+  g_autofree char *unknown = login_body ("nobody", "correct horse battery");
+  g_autofree char *id = NULL;
+  g_autofree char *secret = NULL;
+  g_autofree char *message_wrong = NULL;
+  guint status = 0;
+
+  {
+    g_autoptr(JsonNode) node = call (f, "POST", "/v1/accounts", NULL, body, &status);
+    JsonObject *o;
+
+    g_assert_cmpuint (status, ==, 201);
+    o = json_node_get_object (node);
+    id = g_strdup (json_object_get_string_member (o, "identity_id"));
+    secret = g_strdup (json_object_get_string_member (o, "secret"));
+    g_assert_true (srv_identity_id_is_valid (id));
+    g_assert_cmpuint (strlen (secret), ==, SRV_API_SECRET_LEN);
+  }
+  expect_error (f, "POST", "/v1/accounts", NULL, body, 409, "username_taken");
+
+  /* The account's secret gets credentials like a guest's. */
+  {
+    g_autofree char *creds = credentials_body (id, secret, 0);
+    g_autoptr(JsonNode) node = call (f, "POST", "/v1/credentials", NULL, creds, &status);
+
+    g_assert_cmpuint (status, ==, 200);
+    check_credentials (f, json_node_get_object (node), id, 3600);
+  }
+
+  /* Signing in gives back the same identity and secret. */
+  {
+    g_autoptr(JsonNode) node = call (f, "POST", "/v1/sessions", NULL, body, &status);
+    JsonObject *o;
+
+    g_assert_cmpuint (status, ==, 200);
+    o = json_node_get_object (node);
+    g_assert_cmpstr (json_object_get_string_member (o, "identity_id"), ==, id);
+    g_assert_cmpstr (json_object_get_string_member (o, "secret"), ==, secret);
+  }
+
+  /* Wrong password and unknown user: the same status, code and message. */
+  {
+    g_autoptr(JsonNode) a = call (f, "POST", "/v1/sessions", NULL, wrong, &status);
+    g_autoptr(JsonNode) b = NULL;
+
+    g_assert_cmpuint (status, ==, 401);
+    assert_error (a, "not_authorized");
+    b = call (f, "POST", "/v1/sessions", NULL, unknown, &status);
+    g_assert_cmpuint (status, ==, 401);
+    assert_error (b, "not_authorized");
+    g_assert_true (json_node_equal (a, b));
+  }
+
+  /* Policy and shape errors. */
+  {
+    static const char *bad[] = {
+      "{\"username\":\"Al\",\"password\":\"correct horse\"}",
+      "{\"username\":\"bad name\",\"password\":\"correct horse\"}",
+      "{\"username\":\"carol\",\"password\":\"short\"}",
+      "{\"username\":\"carol\"}",
+      "{\"password\":\"correct horse\"}",
+      "{\"username\":7,\"password\":\"correct horse\"}",
+      "{\"username\":\"carol\",\"password\":null}",
+      "{\"username\":\"carol\",\"password\":\"correct horse\"",
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+      expect_error (f, "POST", "/v1/accounts", NULL, bad[i], 400, "bad_request");
+    for (gsize i = 3; i < G_N_ELEMENTS (bad); i++)
+      expect_error (f, "POST", "/v1/sessions", NULL, bad[i], 400, "bad_request");
+  }
+  expect_error (f, "GET", "/v1/sessions", NULL, NULL, 405, "method_not_allowed");
+  g_assert_cmpstr (f->allow, ==, "POST");
+}
+
+/* Five attempts a minute per account: the sixth is refused before any password work, with a
+ * Retry-After; another account from the same address is not affected. */
+static void
+test_sessions_rate_limit (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *create = login_body ("dave", "correct horse battery");
+  g_autofree char *wrong = login_body ("dave", "not the password");
+  g_autofree char *other = login_body ("erin", "whatever it is");
+  g_autofree char *metrics = NULL;
+  guint status = 0;
+
+  {
+    g_autoptr(JsonNode) node = call (f, "POST", "/v1/accounts", NULL, create, &status);
+
+    g_assert_cmpuint (status, ==, 201);
+  }
+  for (int i = 0; i < 5; i++)
+    expect_error (f, "POST", "/v1/sessions", NULL, wrong, 401, "not_authorized");
+  expect_error (f, "POST", "/v1/sessions", NULL, wrong, 429, "rate_limited");
+  g_assert_nonnull (f->retry_after);
+  g_assert_cmpint (atoi (f->retry_after), >=, 1);
+  g_assert_cmpint (atoi (f->retry_after), <=, 12);
+  /* The right password is refused too while the account is limited. */
+  expect_error (f, "POST", "/v1/sessions", NULL, create, 429, "rate_limited");
+  expect_error (f, "POST", "/v1/sessions", NULL, other, 401, "not_authorized");
+
+  /* And per address: 20 a minute in all, 9 used so far; argon2's time refills a few. */
+  {
+    int attempts = 0;
+
+    for (;; attempts++)
+      {
+        g_autofree char *name = g_strdup_printf ("user%d", attempts);
+        g_autofree char *body = login_body (name, "whatever it is");
+        g_autoptr(JsonNode) node = call (f, "POST", "/v1/sessions", NULL, body, &status);
+
+        g_assert_cmpint (attempts, <, 30);
+        if (status == 429)
+          break;
+        g_assert_cmpuint (status, ==, 401);
+      }
+    g_assert_cmpint (attempts, >=, 11);
+  }
+  expect_error (f, "POST", "/v1/sessions", NULL, other, 429, "rate_limited");
+  expect_error (f, "POST", "/v1/accounts", NULL, other, 429, "rate_limited");
+
+  metrics = metrics_text (f);
+  g_assert_nonnull (strstr (metrics, "magpied_rate_limited_total 5\n"));
+  g_assert_nonnull (strstr (metrics, "magpied_auth_failures_total{endpoint=\"sessions\"}"));
+}
+
+/* Photos: authentication and the error paths */
+
+static char *
+new_token (Fixture     *f,
+           char       **identity_id)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *secret = NULL;
+  g_autofree char *body = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  guint status = 0;
+
+  new_guest (f, &id, &secret);
+  body = credentials_body (id, secret, 0);
+  node = call (f, "POST", "/v1/credentials", NULL, body, &status);
+  g_assert_cmpuint (status, ==, 200);
+  if (identity_id)
+    *identity_id = g_strdup (id);
+  return g_strdup (json_object_get_string_member (json_node_get_object (node), "session_token"));
+}
+
+/* A token minted with @keyring (the server's or a stranger's) at @now for @lifetime. */
+static char *
+mint_token (SrvKeyring *keyring,
+            const char *identity_id,
+            gint64      now,
+            gint64      lifetime)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SrvCredentials) creds = srv_credentials_mint (keyring, identity_id,
+                                                          SRV_IDENTITY_GUEST, now, lifetime,
+                                                          &error);
+
+  g_assert_no_error (error);
+  return g_strdup (creds->session_token);
+}
+
+static void
+test_photos_auth (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *token = new_token (f, &id);
+  g_autofree char *keyring_path = g_build_filename (f->server->data_dir, "keyring", NULL);
+  g_autoptr(SrvKeyring) server_keys = srv_keyring_new ();
+  g_autoptr(SrvKeyring) stranger_keys = srv_keyring_new ();
+  g_autofree char *stranger_dir = mp_test_make_tmpdir ("magpie-stranger");
+  g_autofree char *stranger_path = g_build_filename (stranger_dir, "keyring", NULL);
+  g_autofree char *expired = NULL;
+  g_autofree char *forged = NULL;
+  g_autofree char *tampered = g_strdup (token);
+  g_autoptr(GError) error = NULL;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  const char *paths[] = { "/v1/photos", "/v1/photos/AAAAAAAAAAAAAAAAAAAAAA" };
+
+  g_assert_true (srv_keyring_load (server_keys, keyring_path, now, &error));
+  g_assert_true (srv_keyring_load (stranger_keys, stranger_path, now, &error));
+  g_assert_no_error (error);
+  expired = mint_token (server_keys, id, now - 7200, 900);
+  forged = mint_token (stranger_keys, id, now, 3600);
+  tampered[strlen (tampered) / 2] = tampered[strlen (tampered) / 2] == 'A' ? 'B' : 'A';
+
+  for (gsize i = 0; i < G_N_ELEMENTS (paths); i++)
+    {
+      guint status = 0;
+      g_autoptr(JsonNode) ok = call (f, "GET", paths[i], token, NULL, &status);
+
+      g_assert_cmpuint (status, ==, i == 0 ? 200 : 404);
+      expect_error (f, "GET", paths[i], NULL, NULL, 401, "unauthorized");
+      expect_error (f, "GET", paths[i], "", NULL, 401, "unauthorized");
+      expect_error (f, "GET", paths[i], "not-a-token", NULL, 401, "invalid_token");
+      expect_error (f, "GET", paths[i], expired, NULL, 401, "token_expired");
+      expect_error (f, "GET", paths[i], forged, NULL, 401, "invalid_token");
+      expect_error (f, "GET", paths[i], tampered, NULL, 401, "invalid_token");
+    }
+  /* The REST endpoints take the token only as a header. */
+  {
+    g_autofree char *path = g_strdup_printf ("/v1/photos?access_token=%s", token);
+
+    expect_error (f, "GET", path, NULL, NULL, 401, "unauthorized");
+  }
+  mp_test_rm_rf (stranger_dir);
+}
+
+static void
+test_photos_errors (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *id = NULL;
+  g_autofree char *token = new_token (f, &id);
+  g_autofree char *other_id = NULL;
+  g_autofree char *other_token = new_token (f, &other_id);
+  g_autofree char *missing = g_strdup_printf ("{\"key\":\"users/%s/none.jpg\"}", id);
+  g_autofree char *others = g_strdup_printf ("{\"key\":\"users/%s/a.jpg\"}", other_id);
+  g_autofree char *bare_prefix = g_strdup_printf ("{\"key\":\"users/%s/\"}", id);
+  g_autofree char *sneaky = g_strdup_printf ("{\"key\":\"users/%sx/a.jpg\"}", id);
+  guint status = 0;
+
+  /* An empty catalog lists as an empty page. */
+  {
+    g_autoptr(JsonNode) node = call (f, "GET", "/v1/photos", token, NULL, &status);
+    JsonObject *o;
+
+    g_assert_cmpuint (status, ==, 200);
+    o = json_node_get_object (node);
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (o, "photos")), ==, 0);
+    g_assert_true (json_object_has_member (o, "next_cursor"));
+    g_assert_true (json_object_get_null_member (o, "next_cursor"));
+  }
+
+  expect_error (f, "POST", "/v1/photos", token, missing, 404, "no_such_object");
+  expect_error (f, "POST", "/v1/photos", token, others, 403, "forbidden");
+  expect_error (f, "POST", "/v1/photos", token, bare_prefix, 403, "forbidden");
+  expect_error (f, "POST", "/v1/photos", token, sneaky, 403, "forbidden");
+  expect_error (f, "POST", "/v1/photos", token, "{\"key\":\"\"}", 400, "bad_request");
+  expect_error (f, "POST", "/v1/photos", token, "{\"key\":5}", 400, "bad_request");
+  expect_error (f, "POST", "/v1/photos", token, "{}", 400, "bad_request");
+  expect_error (f, "POST", "/v1/photos", token, "{\"key\":", 400, "bad_request");
+  expect_error (f, "POST", "/v1/photos", token, NULL, 400, "bad_request");
+
+  {
+    static const char *queries[] = {
+      "limit=0", "limit=201", "limit=abc", "limit=-1", "limit=1.5", "min_confidence=2",
+      "min_confidence=-0.1", "min_confidence=nan", "min_confidence=x", "min_confidence=0.5x",
+      "cursor=not-a-cursor",
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (queries); i++)
+      {
+        g_autofree char *path = g_strconcat ("/v1/photos?", queries[i], NULL);
+
+        expect_error (f, "GET", path, token, NULL, 400, "bad_request");
+      }
+  }
+  {
+    g_autoptr(JsonNode) node = call (f, "GET", "/v1/photos?limit=200&min_confidence=0.5&tag=cat",
+                                     token, NULL, &status);
+
+    g_assert_cmpuint (status, ==, 200);
+  }
+
+  expect_error (f, "GET", "/v1/photos/AAAAAAAAAAAAAAAAAAAAAA", token, NULL, 404, "not_found");
+  expect_error (f, "DELETE", "/v1/photos/AAAAAAAAAAAAAAAAAAAAAA", token, NULL, 404, "not_found");
+  expect_error (f, "GET", "/v1/photos/a.b", token, NULL, 404, "not_found");
+  expect_error (f, "PUT", "/v1/photos", token, "{}", 405, "method_not_allowed");
+  g_assert_cmpstr (f->allow, ==, "GET, POST");
+  expect_error (f, "POST", "/v1/photos/AAAAAAAAAAAAAAAAAAAAAA", token, "{}", 405,
+                "method_not_allowed");
+  g_assert_cmpstr (f->allow, ==, "GET, DELETE");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -448,5 +752,13 @@ main (int argc, char **argv)
               fixture_setup, test_credentials_after_restart, fixture_teardown);
   g_test_add ("/srv/api/credentials/errors", Fixture, NULL,
               fixture_setup, test_credentials_errors, fixture_teardown);
+  g_test_add ("/srv/api/accounts/sessions", Fixture, guests_off,
+              fixture_setup, test_accounts_sessions, fixture_teardown);
+  g_test_add ("/srv/api/sessions/rate-limit", Fixture, NULL,
+              fixture_setup, test_sessions_rate_limit, fixture_teardown);
+  g_test_add ("/srv/api/photos/auth", Fixture, NULL,
+              fixture_setup, test_photos_auth, fixture_teardown);
+  g_test_add ("/srv/api/photos/errors", Fixture, NULL,
+              fixture_setup, test_photos_errors, fixture_teardown);
   return g_test_run ();
 }
