@@ -19,6 +19,7 @@
 #include "srv-s3.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
+#define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
 struct _SrvServer {
   SrvContext  ctx;
@@ -231,6 +232,9 @@ request_started_cb (SoupServer        *soup,
 
   *start = g_get_monotonic_time ();
   g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_START_KEY, start, g_free);
+  /* Asked now: once a client has hung up, soup has no connection left to ask. */
+  g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY,
+                          g_strdup (soup_server_message_get_remote_host (msg)), g_free);
 }
 
 static void
@@ -242,7 +246,7 @@ request_finished_cb (SoupServer        *soup,
   g_autofree char *status = g_strdup_printf ("%u", soup_server_message_get_status (msg));
   g_autofree char *duration = NULL;
   GUri *uri = soup_server_message_get_uri (msg);
-  const char *remote = soup_server_message_get_remote_host (msg);
+  const char *remote = g_object_get_data (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY);
   gint64 elapsed_us = start ? g_get_monotonic_time () - *start : 0;
   SrvServer *self = user_data;
   /* soup answers 400 itself, without a URI, to a request it cannot parse (no Host, say). */
