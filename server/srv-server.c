@@ -249,7 +249,9 @@ request_finished_cb (SoupServer        *soup,
   const char *remote = g_object_get_data (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY);
   gint64 elapsed_us = start ? g_get_monotonic_time () - *start : 0;
   SrvServer *self = user_data;
-  const char *api = api_of_path (g_uri_get_path (uri));
+  /* soup answers 400 itself, without a URI, to a request it cannot parse (no Host, say). */
+  const char *path = uri ? g_uri_get_path (uri) : "-";
+  const char *api = uri ? api_of_path (path) : "invalid";
   g_autofree char *labels = srv_metrics_labels ("api", api, "code", status, NULL);
   g_autofree char *api_label = srv_metrics_labels ("api", api, NULL);
 
@@ -259,7 +261,7 @@ request_finished_cb (SoupServer        *soup,
   duration = g_strdup_printf ("%.3f", elapsed_us / 1000.0);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
                     "METHOD", soup_server_message_get_method (msg),
-                    "PATH", g_uri_get_path (uri),
+                    "PATH", path,
                     "STATUS", status,
                     "DURATION_MS", duration,
                     "REMOTE", remote ? remote : "-",
