@@ -12,9 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv-api.h"
 #include "srv-http.h"
 #include "srv-predict.h"
 #include "srv-reply.h"
+#include "srv-s3.h"
 #include "srv-workers.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
@@ -343,13 +345,20 @@ srv_server_new (const SrvConfig *config,
   srv_metrics_add_collector (self->ctx.metrics, collect_core, self);
   self->ctx.blocking = srv_http_pool_new ();
 
-  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ", NULL);
+  /* raw-paths: S3 signs the path as sent and keys may hold %2F, so soup must not decode it. */
+  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
+                                "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
   srv_predict_register (&self->ctx);
+  if (!srv_api_start (&self->ctx, error))
+    return NULL;
+  self->ctx.s3 = srv_s3_start (&self->ctx, error);
+  if (self->ctx.s3 == NULL)
+    return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
@@ -395,7 +404,9 @@ srv_server_free (SrvServer *self)
   if (self->ctx.blocking)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
   srv_workers_stop (&self->ctx);
+  srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
+  g_clear_pointer (&self->ctx.s3, srv_s3_stop);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);
   g_clear_pointer (&self->ctx.store, srv_store_close);
   g_clear_pointer (&self->ctx.db, srv_db_close);

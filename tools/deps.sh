@@ -21,7 +21,7 @@ PACKAGES=(
   xvfb xauth x11-utils dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
   desktop-file-utils appstream flatpak-builder
   # test peers: real S3 clients, a real PostgreSQL, HTTP tools
-  awscli python3-boto3 rclone s3cmd postgresql curl valgrind
+  awscli python3-boto3 rclone s3cmd postgresql curl valgrind wrk
 )
 
 missing=()
