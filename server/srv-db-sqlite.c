@@ -1494,6 +1494,26 @@ sqlite_prune_events (SrvDb *db, gint64 older_than, GError **error)
   return run_txn (db, TXN_WRITE, prune_events_txn, &op, error) ? op.count : -1;
 }
 
+static gboolean
+last_event_id_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
+{
+  CountOp *op = data;
+  g_autoptr(Stmt) s = prep (c, "SELECT COALESCE(MAX(id), 0) FROM events", error);
+
+  if (s == NULL || step (c, s, error) != SQLITE_ROW)
+    return FALSE;
+  op->count = sqlite3_column_int64 (s, 0);
+  return TRUE;
+}
+
+static gint64
+sqlite_last_event_id (SrvDb *db, GError **error)
+{
+  CountOp op = { 0 };
+
+  return run_txn (db, TXN_READ, last_event_id_txn, &op, error) ? op.count : -1;
+}
+
 const SrvDbVTable srv_db_sqlite_vtable = {
   .name = "sqlite",
   .open = sqlite_open,
@@ -1513,4 +1533,5 @@ const SrvDbVTable srv_db_sqlite_vtable = {
   .queue_stats = sqlite_queue_stats,
   .events_since = sqlite_events_since,
   .prune_events = sqlite_prune_events,
+  .last_event_id = sqlite_last_event_id,
 };

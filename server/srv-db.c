@@ -411,6 +411,13 @@ srv_db_prune_events (SrvDb *db, GError **error)
   return db->vt->prune_events (db, srv_db_now (db) - SRV_DB_EVENT_RETENTION_US, error);
 }
 
+gint64
+srv_db_last_event_id (SrvDb *db, GError **error)
+{
+  g_return_val_if_fail (db != NULL, -1);
+  return db->vt->last_event_id (db, error);
+}
+
 guint
 srv_db_add_event_watch (SrvDb         *db,
                         SrvDbEventFunc func,

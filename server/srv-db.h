@@ -256,6 +256,10 @@ GPtrArray   *srv_db_events_since          (SrvDb               *db,
  * never restart. Returns how many, -1 on error. */
 gint64       srv_db_prune_events          (SrvDb               *db,
                                            GError             **error);
+/* The newest event id of anyone (0 when there is none), -1 on error: a stream that starts
+ * without Last-Event-ID starts after it. */
+gint64       srv_db_last_event_id         (SrvDb               *db,
+                                           GError             **error);
 guint        srv_db_add_event_watch       (SrvDb               *db,
                                            SrvDbEventFunc       func,
                                            gpointer             user_data,
@@ -321,6 +325,7 @@ typedef struct {
   GPtrArray *(*events_since)      (SrvDb *db, const char *identity_id, gint64 last_id,
                                    guint limit, GError **error);
   gint64     (*prune_events)      (SrvDb *db, gint64 older_than, GError **error);
+  gint64     (*last_event_id)     (SrvDb *db, GError **error);
 } SrvDbVTable;
 
 extern const SrvDbVTable srv_db_sqlite_vtable;

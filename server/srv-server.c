@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "srv-api.h"
+#include "srv-events.h"
 #include "srv-http.h"
 #include "srv-predict.h"
 #include "srv-reply.h"
@@ -356,6 +357,7 @@ srv_server_new (const SrvConfig *config,
   srv_predict_register (&self->ctx);
   if (!srv_api_start (&self->ctx, error))
     return NULL;
+  srv_events_start (&self->ctx);
   self->ctx.s3 = srv_s3_start (&self->ctx, error);
   if (self->ctx.s3 == NULL)
     return NULL;
@@ -389,6 +391,7 @@ srv_server_get_url (SrvServer *self)
 void
 srv_server_shutdown (SrvServer *self)
 {
+  srv_events_stop (&self->ctx);
   if (self->soup)
     soup_server_disconnect (self->soup);
 }
