@@ -21,6 +21,7 @@
 #include "srv-workers.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
+#define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
 struct _SrvServer {
   SrvContext  ctx;
@@ -233,6 +234,9 @@ request_started_cb (SoupServer        *soup,
 
   *start = g_get_monotonic_time ();
   g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_START_KEY, start, g_free);
+  /* Asked now: once a client has hung up, soup has no connection left to ask. */
+  g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY,
+                          g_strdup (soup_server_message_get_remote_host (msg)), g_free);
 }
 
 static void
@@ -244,10 +248,12 @@ request_finished_cb (SoupServer        *soup,
   g_autofree char *status = g_strdup_printf ("%u", soup_server_message_get_status (msg));
   g_autofree char *duration = NULL;
   GUri *uri = soup_server_message_get_uri (msg);
-  const char *remote = soup_server_message_get_remote_host (msg);
+  const char *remote = g_object_get_data (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY);
   gint64 elapsed_us = start ? g_get_monotonic_time () - *start : 0;
   SrvServer *self = user_data;
-  const char *api = api_of_path (g_uri_get_path (uri));
+  /* soup answers 400 itself, without a URI, to a request it cannot parse (no Host, say). */
+  const char *path = uri ? g_uri_get_path (uri) : "-";
+  const char *api = uri ? api_of_path (path) : "invalid";
   g_autofree char *labels = srv_metrics_labels ("api", api, "code", status, NULL);
   g_autofree char *api_label = srv_metrics_labels ("api", api, NULL);
 
@@ -257,7 +263,7 @@ request_finished_cb (SoupServer        *soup,
   duration = g_strdup_printf ("%.3f", elapsed_us / 1000.0);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
                     "METHOD", soup_server_message_get_method (msg),
-                    "PATH", g_uri_get_path (uri),
+                    "PATH", path,
                     "STATUS", status,
                     "DURATION_MS", duration,
                     "REMOTE", remote ? remote : "-",

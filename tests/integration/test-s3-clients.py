@@ -359,6 +359,116 @@ def test_s3cmd(server, tmp, me, other_key, expired, forged):
           "InvalidToken " + r.stderr[-200:])
 
 
+# ---- raw HTTP: what clients do not do on purpose ------------------------------------------------
+
+def signed_headers(server, creds, method, key, payload_hash, length):
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    req = AWSRequest(method=method, url="%s/%s/%s" % (server.url, BUCKET, key),
+                     headers={"Content-Length": str(length)})
+    req.context["payload_signing_enabled"] = True
+    S3SigV4Auth(Credentials(creds["access_key_id"], creds["secret_access_key"],
+                            creds["session_token"]), "s3", "us-east-1").add_auth(req)
+    if payload_hash is not None:
+        # Re-sign with the hash we claim (botocore hashes the empty body it was given).
+        req = AWSRequest(method=method, url="%s/%s/%s" % (server.url, BUCKET, key),
+                         headers={"Content-Length": str(length),
+                                  "X-Amz-Content-SHA256": payload_hash})
+        S3SigV4Auth(Credentials(creds["access_key_id"], creds["secret_access_key"],
+                                creds["session_token"]), "s3", "us-east-1").add_auth(req)
+    headers = dict(req.headers.items())
+    headers["Host"] = server.url.split("://", 1)[1]
+    return headers
+
+
+def read_until_close(sock):
+    """The whole answer of a connection the server closes (Connection: close)."""
+    data = b""
+    while True:
+        block = sock.recv(65536)
+        if not block:
+            break
+        data += block
+    sock.close()
+    return data.decode(errors="replace")
+
+
+def open_fds(server):
+    return len(os.listdir("/proc/%d/fd" % server.proc.pid))
+
+
+def test_raw(server, tmp, me, other_key, expired, forged):
+    import http.client
+    import socket
+    host, port = server.url.split("://", 1)[1].split(":")
+    p = me["prefix"] + "raw/"
+    s3 = boto(server, me)
+
+    # A body that is not the one signed: refused, nothing stored.
+    h = signed_headers(server, me, "PUT", p + "lie", hashlib.sha256(b"truth").hexdigest(), 5)
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    c.request("PUT", "/%s/%slie" % (BUCKET, p), body=b"lies!", headers=h)
+    r = c.getresponse()
+    body = r.read().decode()
+    check(r.status == 400 and "<Code>XAmzContentSHA256Mismatch</Code>" in body and
+          r.getheader("x-amz-request-id"), "a body that is not the signed one: 400 "
+          "XAmzContentSHA256Mismatch")
+    check(boto_error(lambda: s3.head_object(Bucket=BUCKET, Key=p + "lie"))[0] == 404,
+          "... and nothing is stored")
+    c.close()
+
+    # Over the single-PUT limit with Expect: 100-continue: refused before any body byte.
+    big = 6 << 30
+    h = signed_headers(server, me, "PUT", p + "huge", "UNSIGNED-PAYLOAD", big)
+    h["Expect"] = "100-continue"
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = "PUT /%s/%shuge HTTP/1.1\r\n" % (BUCKET, p) + \
+        "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+    sock.sendall(head.encode())
+    answer = read_until_close(sock)
+    check(answer.startswith("HTTP/1.1 400") and "<Code>EntityTooLarge</Code>" in answer,
+          "a 6 GiB PutObject is refused before its body: " + answer.split("\r\n")[0])
+
+    # No Host header: soup itself answers 400; the server must stay up.
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(b"GET /magpie HTTP/1.1\r\n\r\n")
+    answer = sock.recv(65536).decode(errors="replace")
+    sock.close()
+    check(answer.startswith("HTTP/1.1 400") and server.proc.poll() is None,
+          "a request without Host gets 400 and the server stays up")
+
+    # A client that vanishes mid-upload: no object, no descriptor or spool kept.
+    time.sleep(0.3)
+    baseline = open_fds(server)
+    h = signed_headers(server, me, "PUT", p + "gone", "UNSIGNED-PAYLOAD", 64 << 20)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = "PUT /%s/%sgone HTTP/1.1\r\n" % (BUCKET, p) + \
+        "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+    sock.sendall(head.encode())
+    sock.sendall(os.urandom(8 << 20))
+    time.sleep(0.3)
+    during = open_fds(server)
+    sock.close()
+    time.sleep(0.5)
+    check(during > baseline and open_fds(server) == baseline,
+          "a client gone mid-upload frees its connection and spool (fds %d -> %d -> %d)"
+          % (baseline, during, open_fds(server)))
+    check(boto_error(lambda: s3.head_object(Bucket=BUCKET, Key=p + "gone"))[0] == 404,
+          "... and leaves no object")
+    usage = shutil.disk_usage(server.data_dir)
+    check(usage.free > 0, "server still healthy after the aborted upload")
+
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    bytes_in = [l for l in metrics.splitlines() if l.startswith("magpied_s3_bytes_in_total")]
+    check(bytes_in and float(bytes_in[0].split()[-1]) > 40e6,
+          "/metrics counts S3 bytes in: %s" % bytes_in)
+    check('magpied_s3_requests_total{code="AccessDenied",op="PutObject"}' in metrics or
+          'magpied_s3_requests_total{op="PutObject",code="AccessDenied"}' in metrics,
+          "/metrics counts S3 requests by operation and code")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="magpie-s3-")
     server = None
@@ -380,7 +490,7 @@ def main():
         forged = tampered(me)
 
         for name, fn in [("boto3", test_boto3), ("aws", test_aws), ("rclone", test_rclone),
-                         ("s3cmd", test_s3cmd)]:
+                         ("s3cmd", test_s3cmd), ("raw", test_raw)]:
             sub = os.path.join(tmp, name)
             os.makedirs(sub)
             t0 = time.time()
