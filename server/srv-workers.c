@@ -183,6 +183,10 @@ process_batch (Worker    *w,
           fail (w, job, FALSE, started_us, reason);
           continue;
         }
+      if (!srv_db_set_photo_size (ctx->db, job->photo_id, image->width, image->height,
+                                  &local_error))
+        log_event (G_LOG_LEVEL_INFO, job->id, job->photo_key, "could not record the size",
+                   local_error->message);
       g_ptr_array_add (ready, job);
       g_ptr_array_add (images, image);
       g_ptr_array_add (pixbufs, image->pixbuf);

@@ -191,6 +191,8 @@ test_tags_photos (void)
   {
     g_autoptr(SrvPhoto) p = get_photo (&f, id_retriever);
     g_autoptr(SrvPhoto) q = get_photo (&f, id_squirrel);
+    g_autofree char *path = mp_test_shared_data ("photos/golden_retriever_winml.jpg");
+    int w = 0, h = 0;
 
     g_assert_cmpint (p->state, ==, SRV_PHOTO_TAGGED);
     g_assert_cmpstr (p->model, ==, "photos");
@@ -201,6 +203,10 @@ test_tags_photos (void)
     g_assert_cmpfloat (g_array_index (p->tags, SrvTag, 0).confidence, >, 0.9);
     for (guint i = 0; i < p->tags->len; i++)
       g_assert_cmpfloat (g_array_index (p->tags, SrvTag, i).confidence, >=, 0.1);
+    /* the size the worker decoded, as displayed */
+    g_assert_nonnull (gdk_pixbuf_get_file_info (path, &w, &h));
+    g_assert_cmpint (p->width, ==, w);
+    g_assert_cmpint (p->height, ==, h);
     g_assert_cmpint (q->state, ==, SRV_PHOTO_TAGGED);
     g_assert_cmpstr (g_array_index (q->tags, SrvTag, 0).label, ==, "fox squirrel");
   }
