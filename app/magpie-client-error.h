@@ -10,6 +10,9 @@ G_BEGIN_DECLS
 typedef enum {
   MAGPIE_CLIENT_ERROR_INVALID_URL,
   MAGPIE_CLIENT_ERROR_BAD_RESPONSE,
+  MAGPIE_CLIENT_ERROR_STORAGE,      /* the library database or its files */
+  MAGPIE_CLIENT_ERROR_NOT_AN_IMAGE, /* an imported file no image loader can read */
+  MAGPIE_CLIENT_ERROR_NO_MODEL,     /* a bundled model is missing or unusable */
 } MagpieClientError;
 
 GQuark magpie_client_error_quark (void);

@@ -8,6 +8,8 @@
 
 #include "srv-config.h"
 
+#include "srv-autoscale.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,18 @@ static const SrvOptionSpec option_specs[] = {
   { "config", "FILE", "Read settings from this GKeyFile, group [magpied]" },
   { "public-url", "URL", "The URL clients reach this server by (default from --listen)" },
   { "log-format", "logfmt|json", "Format of the log lines on stderr (default logfmt)" },
+  { "bucket", "NAME", "The S3 bucket photos are stored in (default magpie)" },
+  { "region", "REGION", "The region clients sign S3 requests for (default us-east-1)" },
+  { "photo-model", "FILE", "ONNX classifier that tags photos (default: the bundled photos.onnx)" },
+  { "digit-model", "FILE", "ONNX model behind /v1/predict/digit (default: the bundled digits.onnx)" },
+  { "workers", "MIN:MAX", "Tagging workers the autoscaler keeps between (default 1:4)" },
+  { "guests", "yes|no", "Hand out guest identities without an account (default yes)" },
+  { "tag-rules", "FILE", "Per-label thresholds, aliases and priorities (GKeyFile)" },
+  { "tag-min-confidence", "P", "Drop tags below this confidence, 0 to 1 (default 0.1)" },
+  { "tag-top-k", "K", "Keep at most this many tags per photo, 1 to 20 (default 5)" },
+  { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
+  { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
+                                  "stopped (default 30)" },
 };
 
 G_DEFINE_QUARK (srv-config-error-quark, srv_config_error)
@@ -47,6 +61,15 @@ srv_config_new (void)
   SrvConfig *config = g_new0 (SrvConfig, 1);
 
   config->log_format = MP_LOG_FORMAT_LOGFMT;
+  config->bucket = g_strdup ("magpie");
+  config->region = g_strdup ("us-east-1");
+  config->workers_min = 1;
+  config->workers_max = 4;
+  config->guests = TRUE;
+  config->tag_min_confidence = 0.1;
+  config->tag_top_k = 5;
+  config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
+  config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
   return config;
 }
 
@@ -60,7 +83,30 @@ srv_config_free (SrvConfig *config)
   g_free (config->data_dir);
   g_free (config->config_file);
   g_free (config->public_url);
+  g_free (config->bucket);
+  g_free (config->region);
+  g_free (config->photo_model);
+  g_free (config->digit_model);
+  g_free (config->tag_rules);
   g_free (config);
+}
+
+SrvConfig *
+srv_config_copy (const SrvConfig *config)
+{
+  SrvConfig *copy = g_memdup2 (config, sizeof *config);
+
+  copy->listen = g_strdup (config->listen);
+  copy->listen_host = g_strdup (config->listen_host);
+  copy->data_dir = g_strdup (config->data_dir);
+  copy->config_file = g_strdup (config->config_file);
+  copy->public_url = g_strdup (config->public_url);
+  copy->bucket = g_strdup (config->bucket);
+  copy->region = g_strdup (config->region);
+  copy->photo_model = g_strdup (config->photo_model);
+  copy->digit_model = g_strdup (config->digit_model);
+  copy->tag_rules = g_strdup (config->tag_rules);
+  return copy;
 }
 
 static char *
@@ -130,6 +176,78 @@ bad:
   return FALSE;
 }
 
+/* "MIN:MAX" or a single N for a fixed pool; 1 <= MIN <= MAX <= SRV_CONFIG_WORKERS_LIMIT. */
+#define SRV_CONFIG_WORKERS_LIMIT 64  /* each worker holds a model's buffers; beyond this is a typo */
+
+/* A target past this would never start a second worker on any real queue: a typo. */
+#define SRV_CONFIG_WORKER_TARGET_LIMIT 100000
+/* An hour of idle threads is already more than anyone means. */
+#define SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S 3600
+
+gboolean
+srv_config_parse_workers (const char  *text,
+                          guint       *min,
+                          guint       *max,
+                          GError     **error)
+{
+  g_auto(GStrv) parts = g_strsplit (text, ":", -1);
+  guint64 v[2];
+  guint n = g_strv_length (parts);
+
+  if (n < 1 || n > 2)
+    goto bad;
+  for (guint i = 0; i < n; i++)
+    if (!g_ascii_string_to_unsigned (parts[i], 10, 1, SRV_CONFIG_WORKERS_LIMIT, &v[i], NULL))
+      goto bad;
+  if (n == 1)
+    v[1] = v[0];
+  if (v[0] > v[1])
+    goto bad;
+  *min = (guint) v[0];
+  *max = (guint) v[1];
+  return TRUE;
+
+bad:
+  g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+               "--workers '%s' is not MIN:MAX with 1 <= MIN <= MAX <= %d (for example 1:4)",
+               text, SRV_CONFIG_WORKERS_LIMIT);
+  return FALSE;
+}
+
+static gboolean
+parse_bool (const char *value,
+            gboolean   *out)
+{
+  static const char *yes[] = { "yes", "true", "on", "1" };
+  static const char *no[] = { "no", "false", "off", "0" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (yes); i++)
+    {
+      if (g_ascii_strcasecmp (value, yes[i]) == 0)
+        return *out = TRUE, TRUE;
+      if (g_ascii_strcasecmp (value, no[i]) == 0)
+        return *out = FALSE, TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+apply_file_option (char       **ptr,
+                   const char  *name,
+                   const char  *value,
+                   GError     **error)
+{
+  if (*value == '\0')
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "--%s must not be empty", name);
+      return FALSE;
+    }
+  g_free (*ptr);
+  *ptr = g_canonicalize_filename (value, NULL);
+  return TRUE;
+}
+
 static gboolean
 apply (SrvConfig   *config,
        const char  *name,
@@ -182,6 +300,108 @@ apply (SrvConfig   *config,
                        "--log-format '%s': use logfmt or json", value);
           return FALSE;
         }
+    }
+  else if (strcmp (name, "bucket") == 0)
+    {
+      /* S3's rules, checked here so a bad name stops the start, not the first upload. */
+      gsize len = strlen (value);
+      gboolean ok = len >= 3 && len <= 63 && g_ascii_isalnum (value[0]) &&
+                    g_ascii_isalnum (value[len - 1]) && !g_hostname_is_ip_address (value);
+
+      for (gsize i = 0; ok && i < len; i++)
+        ok = g_ascii_islower (value[i]) || g_ascii_isdigit (value[i]) ||
+             value[i] == '-' || (value[i] == '.' && value[i + 1] != '.');
+      if (!ok)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--bucket '%s' is not an S3 bucket name (3 to 63 of a-z, 0-9, '-', '.')",
+                       value);
+          return FALSE;
+        }
+      set_str (&config->bucket, value);
+    }
+  else if (strcmp (name, "region") == 0)
+    {
+      gboolean ok = *value != '\0' && strlen (value) <= 32;
+
+      for (const char *c = value; ok && *c; c++)
+        ok = g_ascii_isalnum (*c) || *c == '-';
+      if (!ok)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--region '%s' is not a region name (for example us-east-1)", value);
+          return FALSE;
+        }
+      set_str (&config->region, value);
+    }
+  else if (strcmp (name, "photo-model") == 0)
+    return apply_file_option (&config->photo_model, name, value, error);
+  else if (strcmp (name, "digit-model") == 0)
+    return apply_file_option (&config->digit_model, name, value, error);
+  else if (strcmp (name, "tag-rules") == 0)
+    return apply_file_option (&config->tag_rules, name, value, error);
+  else if (strcmp (name, "workers") == 0)
+    return srv_config_parse_workers (value, &config->workers_min, &config->workers_max, error);
+  else if (strcmp (name, "guests") == 0)
+    {
+      if (!parse_bool (value, &config->guests))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--guests '%s': use yes or no", value);
+          return FALSE;
+        }
+    }
+  else if (strcmp (name, "tag-min-confidence") == 0)
+    {
+      char *end = NULL;
+      double p = g_ascii_strtod (value, &end);
+
+      if (end == value || *end != '\0' || !(p >= 0.0 && p <= 1.0))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--tag-min-confidence '%s' is not a number from 0 to 1", value);
+          return FALSE;
+        }
+      config->tag_min_confidence = p;
+    }
+  else if (strcmp (name, "tag-top-k") == 0)
+    {
+      guint64 k;
+
+      if (!g_ascii_string_to_unsigned (value, 10, 1, 20, &k, NULL))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--tag-top-k '%s' is not a whole number from 1 to 20", value);
+          return FALSE;
+        }
+      config->tag_top_k = (guint) k;
+    }
+  else if (strcmp (name, "worker-target") == 0)
+    {
+      guint64 n;
+
+      if (!g_ascii_string_to_unsigned (value, 10, 1, SRV_CONFIG_WORKER_TARGET_LIMIT, &n, NULL))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--worker-target '%s' is not a whole number from 1 to %d", value,
+                       SRV_CONFIG_WORKER_TARGET_LIMIT);
+          return FALSE;
+        }
+      config->worker_target = (guint) n;
+    }
+  else if (strcmp (name, "worker-cooldown") == 0)
+    {
+      char *end = NULL;
+      double s = g_ascii_strtod (value, &end);
+
+      if (end == value || *end != '\0' || !(s >= 0.0 && s <= SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--worker-cooldown '%s' is not a number of seconds from 0 to %d", value,
+                       SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S);
+          return FALSE;
+        }
+      config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
     }
   else
     g_assert_not_reached ();

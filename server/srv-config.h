@@ -23,15 +23,32 @@ typedef struct {
   char        *config_file;
   char        *public_url;    /* NULL: derived from the bound address */
   MpLogFormat  log_format;
+  char        *bucket;        /* the one S3 bucket served, "magpie" */
+  char        *region;        /* SigV4 region clients sign for, "us-east-1" */
+  char        *photo_model;   /* NULL: the bundled photos.onnx */
+  char        *digit_model;   /* NULL: the bundled digits.onnx */
+  guint        workers_min;   /* tagging workers the autoscaler keeps at least ... */
+  guint        workers_max;   /* ... and at most */
+  gboolean     guests;        /* POST /v1/identities hands out guest identities */
+  char        *tag_rules;     /* NULL or a GKeyFile of per-label thresholds and aliases */
+  double      tag_min_confidence;
+  guint        tag_top_k;
+  guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
+  guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
 } SrvConfig;
 
 GQuark     srv_config_error_quark   (void);
 SrvConfig *srv_config_new           (void);
 void       srv_config_free          (SrvConfig          *config);
+SrvConfig *srv_config_copy          (const SrvConfig    *config);
 gboolean   srv_config_load          (SrvConfig          *config,
                                      int                *argc,
                                      char             ***argv,
                                      const char * const *envp,
+                                     GError            **error);
+gboolean   srv_config_parse_workers (const char         *text,
+                                     guint              *min,
+                                     guint              *max,
                                      GError            **error);
 gboolean   srv_config_parse_listen  (const char         *text,
                                      char              **host,

@@ -235,6 +235,13 @@ gboolean     srv_db_fail_job              (SrvDb               *db,
                                            gboolean             retryable,
                                            SrvJobState         *new_state,
                                            GError             **error);
+/* Records the dimensions a worker decoded (photos are registered before anyone has looked at
+ * their pixels). NOT_FOUND when the photo is gone; INVALID for negative sizes. */
+gboolean     srv_db_set_photo_size        (SrvDb               *db,
+                                           const char          *photo_id,
+                                           int                  width,
+                                           int                  height,
+                                           GError             **error);
 /* At start-up: every leased job back to queued, due now. Returns how many, -1 on error. */
 gint64       srv_db_requeue_leased        (SrvDb               *db,
                                            GError             **error);
@@ -255,6 +262,10 @@ GPtrArray   *srv_db_events_since          (SrvDb               *db,
 /* Deletes events older than SRV_DB_EVENT_RETENTION_US, always keeping the newest one so ids
  * never restart. Returns how many, -1 on error. */
 gint64       srv_db_prune_events          (SrvDb               *db,
+                                           GError             **error);
+/* The newest event id of anyone (0 when there is none), -1 on error: a stream that starts
+ * without Last-Event-ID starts after it. */
+gint64       srv_db_last_event_id         (SrvDb               *db,
                                            GError             **error);
 guint        srv_db_add_event_watch       (SrvDb               *db,
                                            SrvDbEventFunc       func,
@@ -317,10 +328,13 @@ typedef struct {
                                    const char *error_message, gboolean retryable,
                                    SrvJobState *new_state, GError **error);
   gint64     (*requeue_leased)    (SrvDb *db, GError **error);
+  gboolean   (*set_photo_size)    (SrvDb *db, const char *photo_id, int width, int height,
+                                   GError **error);
   gboolean   (*queue_stats)       (SrvDb *db, SrvQueueStats *stats, GError **error);
   GPtrArray *(*events_since)      (SrvDb *db, const char *identity_id, gint64 last_id,
                                    guint limit, GError **error);
   gint64     (*prune_events)      (SrvDb *db, gint64 older_than, GError **error);
+  gint64     (*last_event_id)     (SrvDb *db, GError **error);
 } SrvDbVTable;
 
 extern const SrvDbVTable srv_db_sqlite_vtable;

@@ -1,4 +1,4 @@
-/* srv-server.c - the magpied HTTP listener: health and readiness, access log, lifetime */
+/* srv-server.c - the magpied process: opens the shared services, binds, routes, stops */
 #define G_LOG_DOMAIN "magpied"
 
 #include "config.h"
@@ -9,13 +9,22 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "srv-api.h"
+#include "srv-events.h"
+#include "srv-http.h"
+#include "srv-predict.h"
 #include "srv-reply.h"
+#include "srv-s3.h"
+#include "srv-workers.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
+#define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
 struct _SrvServer {
+  SrvContext  ctx;
   SrvConfig  *config;
   SoupServer *soup;
   char       *url;
@@ -62,8 +71,8 @@ healthz_cb (SoupServer        *soup,
   srv_reply_json (msg, SOUP_STATUS_OK, root);
 }
 
-/* Ready means: every dependency a request needs can be used now. So far that is the data
- * directory; the catalog and the store join the list as they arrive. */
+/* Ready means: every dependency a request needs can be used now: the data directory and the
+ * store's bucket (the catalog is open or we would not be running). */
 static void
 readyz_cb (SoupServer        *soup,
            SoupServerMessage *msg,
@@ -99,6 +108,17 @@ readyz_cb (SoupServer        *soup,
       return;
     }
 
+  {
+    g_autoptr(GError) error = NULL;
+
+    if (!srv_store_head_bucket (self->ctx.store, self->config->bucket, &error))
+      {
+        srv_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "not_ready",
+                         "object store: %s", error->message);
+        return;
+      }
+  }
+
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "status");
   json_builder_add_string_value (b, "ready");
@@ -106,10 +126,93 @@ readyz_cb (SoupServer        *soup,
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "data_dir");
   json_builder_add_string_value (b, "ok");
+  json_builder_set_member_name (b, "catalog");
+  json_builder_add_string_value (b, srv_db_backend_name (self->ctx.db));
+  json_builder_set_member_name (b, "store");
+  json_builder_add_string_value (b, "ok");
   json_builder_end_object (b);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   srv_reply_json (msg, SOUP_STATUS_OK, root);
+}
+
+static void
+metrics_cb (SoupServer        *soup,
+            SoupServerMessage *msg,
+            const char        *path,
+            GHashTable        *query,
+            gpointer           user_data)
+{
+  SrvServer *self = user_data;
+  char *text;
+
+  if (g_strcmp0 (path, "/metrics") != 0)
+    {
+      srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found", "no such endpoint: %s", path);
+      return;
+    }
+  if (!srv_http_check_method (msg, "GET, HEAD"))
+    return;
+  text = srv_metrics_render (self->ctx.metrics);
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
+                                    SOUP_MEMORY_TAKE, text, strlen (text));
+}
+
+/* Gauges that are cheap to read at scrape time. */
+static void
+collect_core (SrvMetrics *metrics,
+              gpointer    user_data)
+{
+  SrvServer *self = user_data;
+  SrvStoreUsage usage = { 0 };
+  SrvQueueStats stats = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  srv_metrics_set (metrics, "magpied_uptime_seconds", NULL,
+                   (g_get_monotonic_time () - self->started_us) / (double) G_USEC_PER_SEC);
+  srv_store_usage (self->ctx.store, &usage);
+  srv_metrics_set (metrics, "magpied_store_objects", NULL, (double) usage.objects);
+  srv_metrics_set (metrics, "magpied_store_bytes", NULL, (double) usage.bytes);
+  if (srv_db_queue_stats (self->ctx.db, &stats, &error))
+    {
+      srv_metrics_set (metrics, "magpied_queue_depth", NULL, (double) stats.queued);
+      srv_metrics_set (metrics, "magpied_queue_leased", NULL, (double) stats.leased);
+    }
+}
+
+static void
+declare_core_metrics (SrvMetrics *m)
+{
+  srv_metrics_declare (m, "magpied_http_requests_total", SRV_METRIC_COUNTER,
+                       "HTTP requests answered, by API and status code", NULL, 0);
+  srv_metrics_declare (m, "magpied_http_request_duration_seconds", SRV_METRIC_HISTOGRAM,
+                       "Time from request start to response sent, by API",
+                       srv_metrics_latency_bounds, srv_metrics_latency_n_bounds);
+  srv_metrics_declare (m, "magpied_uptime_seconds", SRV_METRIC_GAUGE,
+                       "Seconds since this process started", NULL, 0);
+  srv_metrics_declare (m, "magpied_store_objects", SRV_METRIC_GAUGE,
+                       "Objects in the embedded store", NULL, 0);
+  srv_metrics_declare (m, "magpied_store_bytes", SRV_METRIC_GAUGE,
+                       "Bytes of object data in the embedded store", NULL, 0);
+  srv_metrics_declare (m, "magpied_queue_depth", SRV_METRIC_GAUGE,
+                       "Tagging jobs waiting for a worker", NULL, 0);
+  srv_metrics_declare (m, "magpied_queue_leased", SRV_METRIC_GAUGE,
+                       "Tagging jobs a worker holds right now", NULL, 0);
+}
+
+/* Which API a path belongs to, for metric labels: a handful of values, never the raw path
+ * (object keys and photo ids would make one series per request). */
+static const char *
+api_of_path (const char *path)
+{
+  if (g_str_has_prefix (path, "/v1/"))
+    return "rest";
+  if (strcmp (path, "/healthz") == 0 || strcmp (path, "/readyz") == 0)
+    return "health";
+  if (strcmp (path, "/metrics") == 0)
+    return "metrics";
+  return "s3";
 }
 
 static void
@@ -131,6 +234,9 @@ request_started_cb (SoupServer        *soup,
 
   *start = g_get_monotonic_time ();
   g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_START_KEY, start, g_free);
+  /* Asked now: once a client has hung up, soup has no connection left to ask. */
+  g_object_set_data_full (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY,
+                          g_strdup (soup_server_message_get_remote_host (msg)), g_free);
 }
 
 static void
@@ -142,12 +248,22 @@ request_finished_cb (SoupServer        *soup,
   g_autofree char *status = g_strdup_printf ("%u", soup_server_message_get_status (msg));
   g_autofree char *duration = NULL;
   GUri *uri = soup_server_message_get_uri (msg);
-  const char *remote = soup_server_message_get_remote_host (msg);
+  const char *remote = g_object_get_data (G_OBJECT (msg), SRV_REQUEST_REMOTE_KEY);
+  gint64 elapsed_us = start ? g_get_monotonic_time () - *start : 0;
+  SrvServer *self = user_data;
+  /* soup answers 400 itself, without a URI, to a request it cannot parse (no Host, say). */
+  const char *path = uri ? g_uri_get_path (uri) : "-";
+  const char *api = uri ? api_of_path (path) : "invalid";
+  g_autofree char *labels = srv_metrics_labels ("api", api, "code", status, NULL);
+  g_autofree char *api_label = srv_metrics_labels ("api", api, NULL);
 
-  duration = g_strdup_printf ("%.3f", start ? (g_get_monotonic_time () - *start) / 1000.0 : 0.0);
+  srv_metrics_add (self->ctx.metrics, "magpied_http_requests_total", labels, 1);
+  srv_metrics_observe (self->ctx.metrics, "magpied_http_request_duration_seconds", api_label,
+                       elapsed_us / (double) G_USEC_PER_SEC);
+  duration = g_strdup_printf ("%.3f", elapsed_us / 1000.0);
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
                     "METHOD", soup_server_message_get_method (msg),
-                    "PATH", g_uri_get_path (uri),
+                    "PATH", path,
                     "STATUS", status,
                     "DURATION_MS", duration,
                     "REMOTE", remote ? remote : "-",
@@ -189,16 +305,15 @@ srv_server_new (const SrvConfig *config,
   g_autoptr(SrvServer) self = g_new0 (SrvServer, 1);
   g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GSocketAddress) address = NULL;
+  g_autofree char *keyring_path = NULL;
+  g_autofree char *catalog_path = NULL;
+  g_autofree char *store_dir = NULL;
+  const char *buckets[2] = { config->bucket, NULL };
 
-  self->config = g_new0 (SrvConfig, 1);
-  self->config->listen = g_strdup (config->listen);
-  self->config->listen_host = g_strdup (config->listen_host);
-  self->config->listen_port = config->listen_port;
-  self->config->data_dir = g_strdup (config->data_dir);
-  self->config->config_file = g_strdup (config->config_file);
-  self->config->public_url = g_strdup (config->public_url);
-  self->config->log_format = config->log_format;
+  self->config = srv_config_copy (config);
   self->started_us = g_get_monotonic_time ();
+  self->ctx.config = self->config;
+  self->ctx.main_context = g_main_context_ref_thread_default ();
 
   if (g_mkdir_with_parents (config->data_dir, 0700) != 0)
     {
@@ -210,12 +325,53 @@ srv_server_new (const SrvConfig *config,
       return NULL;
     }
 
-  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ", NULL);
+  keyring_path = g_build_filename (config->data_dir, "keyring", NULL);
+  self->ctx.keyring = srv_keyring_new ();
+  if (!srv_keyring_load (self->ctx.keyring, keyring_path, g_get_real_time () / G_USEC_PER_SEC,
+                         error))
+    return NULL;
+
+  catalog_path = g_build_filename (config->data_dir, "catalog.db", NULL);
+  self->ctx.db = srv_db_open (catalog_path, error);
+  if (self->ctx.db == NULL)
+    {
+      g_prefix_error (error, "cannot open the catalog %s: ", catalog_path);
+      return NULL;
+    }
+
+  store_dir = g_build_filename (config->data_dir, "store", NULL);
+  self->ctx.store = srv_store_open (store_dir, buckets, NULL, error);
+  if (self->ctx.store == NULL)
+    {
+      g_prefix_error (error, "cannot open the object store %s: ", store_dir);
+      return NULL;
+    }
+
+  self->ctx.metrics = srv_metrics_new ();
+  declare_core_metrics (self->ctx.metrics);
+  srv_metrics_add_collector (self->ctx.metrics, collect_core, self);
+  self->ctx.blocking = srv_http_pool_new ();
+
+  /* raw-paths: S3 signs the path as sent and keys may hold %2F, so soup must not decode it. */
+  self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
+                                "raw-paths", TRUE, NULL);
+  self->ctx.soup = self->soup;
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
+  soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
+  srv_predict_register (&self->ctx);
+  if (!srv_api_start (&self->ctx, error))
+    return NULL;
+  srv_events_start (&self->ctx);
+  self->ctx.s3 = srv_s3_start (&self->ctx, error);
+  if (self->ctx.s3 == NULL)
+    return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
+
+  if (!srv_workers_start (&self->ctx, error))
+    return NULL;
 
   inet = g_inet_address_new_from_string (config->listen_host);
   g_assert (inet != NULL);  /* srv_config_parse_listen() accepted only IP addresses */
@@ -227,6 +383,7 @@ srv_server_new (const SrvConfig *config,
     }
 
   self->url = url_for_listener (self->soup);
+  self->ctx.url = srv_server_get_url (self);
   return g_steal_pointer (&self);
 }
 
@@ -240,6 +397,7 @@ srv_server_get_url (SrvServer *self)
 void
 srv_server_shutdown (SrvServer *self)
 {
+  srv_events_stop (&self->ctx);
   if (self->soup)
     soup_server_disconnect (self->soup);
 }
@@ -250,7 +408,19 @@ srv_server_free (SrvServer *self)
   if (self == NULL)
     return;
   srv_server_shutdown (self);
+  /* Handlers still in the pool finish (their replies go nowhere); then nothing uses the
+   * services any more and they close in the reverse order of opening. */
+  if (self->ctx.blocking)
+    g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
+  srv_workers_stop (&self->ctx);
+  srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
+  g_clear_pointer (&self->ctx.s3, srv_s3_stop);
+  g_clear_pointer (&self->ctx.metrics, srv_metrics_free);
+  g_clear_pointer (&self->ctx.store, srv_store_close);
+  g_clear_pointer (&self->ctx.db, srv_db_close);
+  g_clear_pointer (&self->ctx.keyring, srv_keyring_free);
+  g_clear_pointer (&self->ctx.main_context, g_main_context_unref);
   g_free (self->url);
   srv_config_free (self->config);
   g_free (self);

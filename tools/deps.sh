@@ -11,6 +11,7 @@ PACKAGES=(
   # app and shared libraries
   libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev
   libsecret-1-dev libsqlite3-dev libpq-dev libsodium-dev
+  webp-pixbuf-loader
   # engine: ONNX via protobuf-c, kernels from XNNPACK and OpenBLAS
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata
   libxnnpack-dev libpthreadpool-dev libopenblas-dev zlib1g-dev
@@ -20,7 +21,7 @@ PACKAGES=(
   xvfb xauth x11-utils dbus dbus-x11 gnome-keyring at-spi2-core imagemagick
   desktop-file-utils appstream flatpak-builder
   # test peers: real S3 clients, a real PostgreSQL, HTTP tools
-  awscli python3-boto3 rclone s3cmd postgresql curl valgrind
+  awscli python3-boto3 rclone s3cmd postgresql curl valgrind wrk
 )
 
 missing=()

@@ -127,13 +127,38 @@ test_invalid_not_saved (Fixture       *f,
   assert_saved_url (f, "http://[::1]:8080");
 }
 
+static void
+test_threshold (Fixture       *f,
+                gconstpointer  data)
+{
+  GtkAdjustment *adjustment;
+
+  adjustment = GTK_ADJUSTMENT (gtk_widget_get_template_child (GTK_WIDGET (f->window),
+                                                              MAGPIE_TYPE_PREFERENCES_WINDOW,
+                                                              "threshold_adjustment"));
+  g_assert_nonnull (adjustment);
+  /* The key holds a fraction, the row shows percent, both ways. */
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (adjustment),
+                                  g_settings_get_double (f->settings, "tag-threshold") * 100.0,
+                                  1e-9);
+  gtk_adjustment_set_value (adjustment, 35.0);
+  g_assert_cmpfloat_with_epsilon (g_settings_get_double (f->settings, "tag-threshold"), 0.35,
+                                  1e-9);
+  g_settings_set_double (f->settings, "tag-threshold", 0.6);
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (adjustment), 60.0, 1e-9);
+  g_settings_reset (f->settings, "tag-threshold");
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(MagpieApplication) app = NULL;
+  g_autofree char *home = NULL;
+  int status;
 
   g_test_init (&argc, &argv, NULL);
+  home = app_test_isolate_dirs ();
 
   app = app_test_application_new ();
 
@@ -144,5 +169,10 @@ main (int   argc,
   g_test_add ("/app/preferences/invalid-not-saved", Fixture, NULL,
               fixture_set_up, test_invalid_not_saved, fixture_tear_down);
 
-  return g_test_run ();
+  g_test_add ("/app/preferences/threshold", Fixture, NULL,
+              fixture_set_up, test_threshold, fixture_tear_down);
+
+  status = g_test_run ();
+  mp_test_rm_rf (home);
+  return status;
 }

@@ -222,6 +222,27 @@ mp_test_http_json (SoupSession *session,
   return json_node_copy (json_parser_get_root (parser));
 }
 
+/* The response body as a string (NUL-terminated), whatever its type. */
+char *
+mp_test_http_text (SoupSession *session,
+                   const char  *method,
+                   const char  *url,
+                   guint       *status)
+{
+  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
+  g_autoptr(GBytes) response = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize len;
+  const char *data;
+
+  g_assert_nonnull (msg);
+  response = soup_session_send_and_read (session, msg, NULL, &error);
+  g_assert_no_error (error);
+  *status = soup_message_get_status (msg);
+  data = g_bytes_get_data (response, &len);
+  return g_strndup (data, len);
+}
+
 /* Path of a file in ../shared/data, or NULL when that folder is not beside the checkout. */
 char *
 mp_test_shared_data (const char *relative)

@@ -31,6 +31,10 @@ JsonNode     *mp_test_http_json        (SoupSession   *session,
                                         const char    *url,
                                         const char    *body,
                                         guint         *status);
+char         *mp_test_http_text        (SoupSession   *session,
+                                        const char    *method,
+                                        const char    *url,
+                                        guint         *status);
 char         *mp_test_shared_data      (const char    *relative);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpTestServer, mp_test_server_free)

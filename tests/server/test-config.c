@@ -90,6 +90,55 @@ test_defaults (void)
 }
 
 static void
+test_service_options (void)
+{
+  const char *env[] = { "MAGPIED_WORKERS=2:6", "MAGPIED_GUESTS=no", NULL };
+  const char *args[] = { "--bucket=photos", "--region=eu-west-3", "--tag-top-k=3",
+                         "--tag-min-confidence=0.25", "--photo-model=rel/photos.onnx", NULL };
+  static const char *bad[] = {
+    "--workers=0:2", "--workers=3:2", "--workers=1:65", "--workers=a", "--workers=1:2:3",
+    "--guests=maybe", "--bucket=Bad_Bucket", "--bucket=ab", "--region=", "--tag-top-k=0",
+    "--tag-top-k=21", "--tag-min-confidence=1.5", "--tag-min-confidence=x", "--photo-model=",
+  };
+  g_autoptr(SrvConfig) config = srv_config_new ();
+  g_autoptr(SrvConfig) copy = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *model = g_canonicalize_filename ("rel/photos.onnx", NULL);
+
+  g_assert_true (load (config, NULL, NULL, &error));
+  g_assert_cmpstr (config->bucket, ==, "magpie");
+  g_assert_cmpstr (config->region, ==, "us-east-1");
+  g_assert_cmpuint (config->workers_min, ==, 1);
+  g_assert_cmpuint (config->workers_max, ==, 4);
+  g_assert_true (config->guests);
+
+  g_assert_true (load (config, args, env, &error));
+  g_assert_no_error (error);
+  copy = srv_config_copy (config);
+  g_assert_cmpstr (copy->bucket, ==, "photos");
+  g_assert_cmpstr (copy->region, ==, "eu-west-3");
+  g_assert_cmpuint (copy->workers_min, ==, 2);
+  g_assert_cmpuint (copy->workers_max, ==, 6);
+  g_assert_false (copy->guests);
+  g_assert_cmpuint (copy->tag_top_k, ==, 3);
+  g_assert_cmpfloat (copy->tag_min_confidence, ==, 0.25);
+  g_assert_cmpstr (copy->photo_model, ==, model);
+  g_assert_null (copy->digit_model);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(SrvConfig) c = srv_config_new ();
+      g_autoptr(GError) e = NULL;
+      const char *one[] = { bad[i], NULL };
+      g_autofree char *flag = g_strndup (bad[i], strchr (bad[i], '=') - bad[i]);
+
+      g_assert_false (load (c, one, NULL, &e));
+      g_assert_error (e, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID);
+      g_assert_nonnull (strstr (e->message, flag));
+    }
+}
+
+static void
 test_precedence (void)
 {
   g_autofree char *dir = g_dir_make_tmp ("magpied-config-XXXXXX", NULL);
@@ -146,6 +195,42 @@ test_precedence (void)
 }
 
 static void
+test_worker_scaling (void)
+{
+  {
+    g_autoptr(SrvConfig) config = srv_config_new ();
+
+    g_assert_cmpuint (config->worker_target, ==, 8);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 30000);
+  }
+  {
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(SrvConfig) copy = NULL;
+    g_autoptr(GError) error = NULL;
+    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25", NULL };
+
+    g_assert_true (load (config, args, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (config->worker_target, ==, 3);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 250);
+    copy = srv_config_copy (config);
+    g_assert_cmpuint (copy->worker_cooldown_ms, ==, 250);
+  }
+  {
+    /* the environment names follow the flags */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(GError) error = NULL;
+    const char *env[] = { "MAGPIED_WORKER_TARGET=20", "MAGPIED_WORKER_COOLDOWN=0", NULL };
+    const char *args[] = { NULL };
+
+    g_assert_true (load (config, args, env, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (config->worker_target, ==, 20);
+    g_assert_cmpuint (config->worker_cooldown_ms, ==, 0);
+  }
+}
+
+static void
 test_errors (void)
 {
   static const struct {
@@ -161,6 +246,11 @@ test_errors (void)
     { { "--public-url", "ftp://x" }, SRV_CONFIG_ERROR_INVALID, "ftp://x" },
     { { "--data-dir", "" }, SRV_CONFIG_ERROR_INVALID, "--data-dir" },
     { { "--config", "/nonexistent/magpied.conf" }, SRV_CONFIG_ERROR_FILE, "/nonexistent" },
+    { { "--worker-target", "0" }, SRV_CONFIG_ERROR_INVALID, "--worker-target" },
+    { { "--worker-target", "8x" }, SRV_CONFIG_ERROR_INVALID, "8x" },
+    { { "--worker-cooldown", "-1" }, SRV_CONFIG_ERROR_INVALID, "--worker-cooldown" },
+    { { "--worker-cooldown", "soon" }, SRV_CONFIG_ERROR_INVALID, "soon" },
+    { { "--worker-cooldown", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -227,7 +317,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/srv/config/parse-listen", test_parse_listen);
   g_test_add_func ("/srv/config/defaults", test_defaults);
   g_test_add_func ("/srv/config/precedence", test_precedence);
+  g_test_add_func ("/srv/config/service-options", test_service_options);
   g_test_add_func ("/srv/config/errors", test_errors);
+  g_test_add_func ("/srv/config/worker-scaling", test_worker_scaling);
   g_test_add_func ("/srv/config/unknown-file-key", test_unknown_file_key);
   g_test_add_func ("/srv/config/version-and-help", test_version_and_help);
   return g_test_run ();

@@ -137,6 +137,17 @@ test_health_ready (void)
                    "ready");
   g_clear_pointer (&body, json_node_unref);
 
+  {
+    g_autofree char *metrics_url = g_strconcat (server->url, "/metrics", NULL);
+    g_autofree char *text = mp_test_http_text (session, "GET", metrics_url, &status);
+
+    g_assert_cmpuint (status, ==, 200);
+    g_assert_nonnull (strstr (text, "magpied_http_requests_total{api=\"health\",code=\"200\"} 2\n"));
+    g_assert_nonnull (strstr (text, "magpied_http_requests_total{api=\"health\",code=\"405\"} 1\n"));
+    g_assert_nonnull (strstr (text, "# TYPE magpied_queue_depth gauge\nmagpied_queue_depth 0\n"));
+    g_assert_nonnull (strstr (text, "magpied_store_objects 0\n"));
+  }
+
   missing = g_strconcat (server->url, "/v1/nothing-here", NULL);
   body = mp_test_http_json (session, "GET", missing, NULL, &status);
   g_assert_cmpuint (status, ==, 404);

@@ -1,0 +1,278 @@
+/* magpie-tagger.c - tags photos on this device with the bundled photo model
+ *
+ * The model (ONNX, with its JSON sidecar naming preprocessing and labels) is loaded by the
+ * first photo to be tagged, on the tagger's own thread: one NnModel is not thread-safe, and
+ * one thread keeps the CPU free for the interface. A model that cannot be loaded is reported
+ * once in the log and every later request fails at once with MAGPIE_CLIENT_ERROR_NO_MODEL.
+ */
+#define G_LOG_DOMAIN "magpie-tagger"
+
+#include "config.h"
+
+#include "magpie-tagger.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "magpie-client-error.h"
+#include "magpie-photo.h"
+#include "nn-image.h"
+#include "nn.h"
+
+struct _MagpieTagger {
+  GObject        parent_instance;
+
+  char          *model_path;
+  GThreadPool   *pool;
+  /* only touched on the pool's thread */
+  NnModel       *model;
+  NnImageConfig *config;
+  GStrv          labels;
+  GError        *load_error;
+};
+
+G_DEFINE_FINAL_TYPE (MagpieTagger, magpie_tagger, G_TYPE_OBJECT)
+
+/* The model to use: @configured when set (a path from the settings), otherwise @name
+ * (e.g. "photos.onnx") among the installed models, then in the source tree for an
+ * uninstalled build. NULL when there is none. */
+char *
+magpie_tagger_find_model (const char *configured,
+                          const char *name)
+{
+  const char *dirs[] = {
+    PKGDATADIR "/models",
+    MAGPIE_SOURCE_DIR "/data/models",
+  };
+
+  if (configured != NULL && *configured != '\0')
+    return g_file_test (configured, G_FILE_TEST_IS_REGULAR) ? g_strdup (configured) : NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (dirs); i++)
+    {
+      g_autofree char *path = g_build_filename (dirs[i], name, NULL);
+
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&path);
+    }
+  return NULL;
+}
+
+/* A readable label: "n02123045 tabby, tabby cat" (ImageNet synsets) → "tabby". */
+static char *
+clean_label (const char *line)
+{
+  const char *start = line;
+  const char *end;
+
+  if (line[0] == 'n' && strlen (line) > 10 && g_ascii_isdigit (line[1]) && line[9] == ' ')
+    start = line + 10;
+  end = strchr (start, ',');
+  return g_strstrip (end != NULL ? g_strndup (start, end - start) : g_strdup (start));
+}
+
+static gboolean
+tagger_load (MagpieTagger  *self,
+             GError       **error)
+{
+  g_autofree char *sidecar = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint n = 0;
+
+  if (self->model_path == NULL)
+    {
+      g_set_error_literal (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
+                           "no photo model is installed");
+      return FALSE;
+    }
+
+  self->model = nn_model_new_from_file (self->model_path, &local_error);
+  if (self->model == NULL)
+    goto fail;
+  /* Half the cores at most: tagging must not make the interface stutter. */
+  nn_model_set_threads (self->model, MAX (1, (int) g_get_num_processors () / 2));
+
+  self->config = nn_image_config_new ();
+  sidecar = nn_image_sidecar_path (self->model_path);
+  if (!nn_image_config_load (self->config, sidecar, &local_error))
+    goto fail;
+  nn_image_config_fit_model (self->config, self->model);
+  if (self->config->labels == NULL)
+    {
+      g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
+                   "%s names no labels file", sidecar);
+      goto fail;
+    }
+  lines = nn_labels_load (self->config->labels, &local_error);
+  if (lines == NULL)
+    goto fail;
+  n = g_strv_length (lines);
+  self->labels = g_new0 (char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    self->labels[i] = clean_label (lines[i]);
+  return TRUE;
+
+fail:
+  g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
+               "cannot use the photo model %s: %s", self->model_path, local_error->message);
+  g_clear_pointer (&self->model, nn_model_free);
+  return FALSE;
+}
+
+/* The model's scores as probabilities: softmax unless they already are. */
+static void
+to_probabilities (float *p,
+                  gsize  n)
+{
+  double sum = 0.0;
+  float max = -INFINITY;
+  gboolean probabilities = TRUE;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      probabilities = probabilities && p[i] >= 0.0f && p[i] <= 1.0f;
+      sum += p[i];
+      max = MAX (max, p[i]);
+    }
+  if (probabilities && fabs (sum - 1.0) < 1e-3)
+    return;
+
+  sum = 0.0;
+  for (gsize i = 0; i < n; i++)
+    {
+      p[i] = expf (p[i] - max);
+      sum += p[i];
+    }
+  for (gsize i = 0; i < n; i++)
+    p[i] = (float) (p[i] / sum);
+}
+
+static void
+tag_worker (gpointer data,
+            gpointer user_data)
+{
+  g_autoptr(GTask) task = data;
+  MagpieTagger *self = user_data;
+  GFile *file = g_task_get_task_data (task);
+  g_autofree char *path = g_file_get_path (file);
+  g_autoptr(NnTensor) input = NULL;
+  g_autoptr(GPtrArray) tags = NULL;
+  g_autofree float *scores = NULL;
+  const NnTensor *output;
+  GError *error = NULL;
+  gsize n;
+  gint64 start = g_get_monotonic_time ();
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+  if (self->model == NULL && self->load_error == NULL && !tagger_load (self, &self->load_error))
+    g_warning ("Photos are not tagged on this device: %s", self->load_error->message);
+  if (self->load_error != NULL)
+    {
+      g_task_return_error (task, g_error_copy (self->load_error));
+      return;
+    }
+
+  input = nn_image_load (self->config, path, &error);
+  if (input == NULL || !nn_model_run (self->model, input, 1, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  output = nn_model_get_output (self->model, 0);
+  n = nn_tensor_numel (output);
+  scores = g_memdup2 (output->data, n * sizeof (float));
+  to_probabilities (scores, n);
+
+  tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
+  for (guint k = 0; k < MAGPIE_TAGGER_TOP_K; k++)
+    {
+      gsize best = 0;
+
+      for (gsize i = 1; i < n; i++)
+        if (scores[i] > scores[best])
+          best = i;
+      if (scores[best] < MAGPIE_TAGGER_MIN_CONFIDENCE)
+        break;
+      if (best < g_strv_length (self->labels))
+        g_ptr_array_add (tags, magpie_tag_new (self->labels[best], scores[best],
+                                               MAGPIE_TAG_SOURCE_LOCAL));
+      scores[best] = -1.0f;
+    }
+  g_debug ("Tagged %s in %.1f ms", path, (g_get_monotonic_time () - start) / 1000.0);
+  g_task_return_pointer (task, g_steal_pointer (&tags), (GDestroyNotify) g_ptr_array_unref);
+}
+
+static void
+magpie_tagger_finalize (GObject *object)
+{
+  MagpieTagger *self = MAGPIE_TAGGER (object);
+
+  g_thread_pool_free (self->pool, FALSE, TRUE);
+  g_clear_pointer (&self->model, nn_model_free);
+  g_clear_pointer (&self->config, nn_image_config_free);
+  g_clear_pointer (&self->labels, g_strfreev);
+  g_clear_error (&self->load_error);
+  g_free (self->model_path);
+
+  G_OBJECT_CLASS (magpie_tagger_parent_class)->finalize (object);
+}
+
+static void
+magpie_tagger_class_init (MagpieTaggerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = magpie_tagger_finalize;
+}
+
+static void
+magpie_tagger_init (MagpieTagger *self)
+{
+  self->pool = g_thread_pool_new (tag_worker, self, 1, FALSE, NULL);
+}
+
+/* A tagger for the ONNX model at @model_path (its sidecar beside it); NULL makes a tagger
+ * that says no model is installed. Nothing is loaded until the first photo. */
+MagpieTagger *
+magpie_tagger_new (const char *model_path)
+{
+  MagpieTagger *self = g_object_new (MAGPIE_TYPE_TAGGER, NULL);
+
+  self->model_path = g_strdup (model_path);
+  return self;
+}
+
+const char *
+magpie_tagger_get_model (MagpieTagger *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_TAGGER (self), NULL);
+  return self->model_path;
+}
+
+/* Tags the image @file; finishes with its best tags (MagpieTag, local), best first. */
+void
+magpie_tagger_tag_async (MagpieTagger        *self,
+                         GFile               *file,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (MAGPIE_IS_TAGGER (self));
+  g_return_if_fail (G_IS_FILE (file));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, magpie_tagger_tag_async);
+  g_task_set_task_data (task, g_object_ref (file), g_object_unref);
+  g_thread_pool_push (self->pool, task, NULL);
+}
+
+GPtrArray *
+magpie_tagger_tag_finish (MagpieTagger  *self,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

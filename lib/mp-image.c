@@ -1,0 +1,248 @@
+/* mp-image.c - decoding untrusted image bytes under strict limits */
+#include "config.h"
+
+#include "mp-image.h"
+
+#include <string.h>
+
+/* Fed in slices so a refusal in "size-prepared" stops the decoder before the rest arrives. */
+#define MP_IMAGE_FEED_CHUNK (64 * 1024)
+
+G_DEFINE_QUARK (mp-image-error-quark, mp_image_error)
+
+typedef struct {
+  const MpImageLimits *limits;
+  GError              *error;   /* set when the header was refused */
+  int                  width;   /* as the header says */
+  int                  height;
+  gboolean             shrink_after;  /* the decoder has no cheap downscale: we do it after */
+  int                  rows_done;     /* rows the decoder reported, for truncation */
+} Probe;
+
+void
+mp_image_limits_init (MpImageLimits *limits)
+{
+  limits->max_bytes = MP_IMAGE_MAX_BYTES_DEFAULT;
+  limits->max_pixels = MP_IMAGE_MAX_PIXELS_DEFAULT;
+  limits->work_side = MP_IMAGE_WORK_SIDE_DEFAULT;
+}
+
+static gboolean
+format_refused (GdkPixbufFormat *format)
+{
+  /* Vector formats render at whatever size is asked and run a far larger parser (librsvg
+   * follows references); photos are raster. */
+  return format != NULL && gdk_pixbuf_format_is_scalable (format);
+}
+
+static void
+size_prepared_cb (GdkPixbufLoader *loader,
+                  int              width,
+                  int              height,
+                  gpointer         user_data)
+{
+  Probe *probe = user_data;
+  const MpImageLimits *limits = probe->limits;
+  int shorter;
+
+  probe->width = width;
+  probe->height = height;
+  if (width <= 0 || height <= 0 || (gint64) width * height > limits->max_pixels)
+    {
+      g_set_error (&probe->error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS,
+                   "image of %dx%d pixels is empty or over the limit of %" G_GINT64_FORMAT
+                   " pixels", width, height, limits->max_pixels);
+      /* As gdk_pixbuf_get_file_info() does: a 0×0 request makes every loader stop before it
+       * allocates pixels. */
+      gdk_pixbuf_loader_set_size (loader, 0, 0);
+      return;
+    }
+  if (format_refused (gdk_pixbuf_loader_get_format (loader)))
+    {
+      g_set_error (&probe->error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
+                   "vector images (%s) are not accepted as photos",
+                   gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader)));
+      gdk_pixbuf_loader_set_size (loader, 0, 0);
+      return;
+    }
+  shorter = MIN (width, height);
+  if (limits->work_side > 0 && shorter > limits->work_side)
+    {
+      double f = (double) limits->work_side / shorter;
+
+      /* Only libjpeg shrinks while decoding (DCT scaling); the others decode at full size and
+       * the loader would scale afterwards anyway, and hide its progress (area-updated) while
+       * doing so, which the truncation check needs. */
+      if (g_strcmp0 (gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader)),
+                     "jpeg") == 0)
+        gdk_pixbuf_loader_set_size (loader, MAX (1, (int) (width * f + 0.5)),
+                                    MAX (1, (int) (height * f + 0.5)));
+      else
+        probe->shrink_after = TRUE;
+    }
+}
+
+static void
+area_updated_cb (GdkPixbufLoader *loader,
+                 int              x,
+                 int              y,
+                 int              width,
+                 int              height,
+                 gpointer         user_data)
+{
+  Probe *probe = user_data;
+
+  probe->rows_done = MAX (probe->rows_done, y + height);
+}
+
+/* gdk-pixbuf's PNG and WebP loaders hand back a truncated image without an error, the missing
+ * rows blank. For PNG the rows that never arrived say so; the WebP loader reports the whole area
+ * at close regardless, but its RIFF header states the file's length. (libjpeg reports
+ * truncation itself.) */
+static gboolean
+truncated (const Probe     *probe,
+           GdkPixbufFormat *format,
+           GdkPixbuf       *pixbuf,
+           const guint8    *data,
+           gsize            length)
+{
+  const char *name = gdk_pixbuf_format_get_name (format);
+
+  if (g_strcmp0 (name, "png") == 0)
+    return probe->rows_done < gdk_pixbuf_get_height (pixbuf);
+  if (g_strcmp0 (name, "webp") == 0)
+    {
+      guint32 riff_size;
+
+      if (length < 12 || memcmp (data, "RIFF", 4) != 0)
+        return TRUE;
+      riff_size = (guint32) data[4] | (guint32) data[5] << 8 | (guint32) data[6] << 16 |
+                  (guint32) data[7] << 24;
+      return length - 8 < riff_size;
+    }
+  return FALSE;
+}
+
+static gboolean
+orientation_swaps (GdkPixbuf *pixbuf)
+{
+  const char *o = gdk_pixbuf_get_option (pixbuf, "orientation");
+
+  /* EXIF 5-8 are the transposed orientations: the displayed image is height × width. */
+  return o != NULL && o[0] >= '5' && o[0] <= '8' && o[1] == '\0';
+}
+
+MpImage *
+mp_image_decode (const guint8        *data,
+                 gsize                length,
+                 const MpImageLimits *limits,
+                 GError             **error)
+{
+  g_autoptr(GdkPixbufLoader) loader = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(MpImage) image = NULL;
+  GdkPixbufFormat *format;
+  GdkPixbuf *raw;
+  Probe probe = { limits, NULL, 0, 0, FALSE, 0 };
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (data != NULL || length == 0, NULL);
+  g_return_val_if_fail (limits != NULL, NULL);
+
+  if (length > limits->max_bytes)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_TOO_LARGE,
+                   "image of %" G_GSIZE_FORMAT " bytes is over the limit of %" G_GSIZE_FORMAT
+                   " bytes", length, limits->max_bytes);
+      return NULL;
+    }
+  if (length == 0)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT, "the file is empty");
+      return NULL;
+    }
+
+  loader = gdk_pixbuf_loader_new ();
+  g_signal_connect (loader, "size-prepared", G_CALLBACK (size_prepared_cb), &probe);
+  g_signal_connect (loader, "area-updated", G_CALLBACK (area_updated_cb), &probe);
+  for (gsize off = 0; ok && off < length && probe.error == NULL; off += MP_IMAGE_FEED_CHUNK)
+    ok = gdk_pixbuf_loader_write (loader, data + off, MIN (MP_IMAGE_FEED_CHUNK, length - off),
+                                  &local_error);
+  /* close() must run in every case: a loader finalised while open warns. */
+  if (!gdk_pixbuf_loader_close (loader, ok ? &local_error : NULL))
+    ok = FALSE;
+
+  if (probe.error != NULL)
+    {
+      g_propagate_error (error, probe.error);
+      return NULL;
+    }
+  format = gdk_pixbuf_loader_get_format (loader);
+  if (!ok)
+    {
+      /* No format means no loader recognised the bytes at all. */
+      if (format == NULL)
+        g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
+                     "not an image in a format this server can decode");
+      else
+        g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT, "cannot decode the %s "
+                     "image: %s", gdk_pixbuf_format_get_name (format),
+                     local_error ? local_error->message : "the decoder gave no reason");
+      return NULL;
+    }
+  raw = gdk_pixbuf_loader_get_pixbuf (loader);
+  if (raw == NULL || format == NULL || probe.width <= 0)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT,
+                   "the decoder produced no image");
+      return NULL;
+    }
+  if (truncated (&probe, format, raw, data, length))
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT,
+                   "the %s image is truncated: the file ends early",
+                   gdk_pixbuf_format_get_name (format));
+      return NULL;
+    }
+  if (gdk_pixbuf_get_bits_per_sample (raw) != 8 || gdk_pixbuf_get_n_channels (raw) < 3 ||
+      gdk_pixbuf_get_colorspace (raw) != GDK_COLORSPACE_RGB)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
+                   "unsupported pixel layout (%d bits, %d channels)",
+                   gdk_pixbuf_get_bits_per_sample (raw), gdk_pixbuf_get_n_channels (raw));
+      return NULL;
+    }
+
+  image = g_new0 (MpImage, 1);
+  image->format = g_strdup (gdk_pixbuf_format_get_name (format));
+  image->width = probe.width;
+  image->height = probe.height;
+  if (orientation_swaps (raw))
+    {
+      image->width = probe.height;
+      image->height = probe.width;
+    }
+  image->pixbuf = gdk_pixbuf_apply_embedded_orientation (raw);
+  if (probe.shrink_after)
+    {
+      int w = gdk_pixbuf_get_width (image->pixbuf), h = gdk_pixbuf_get_height (image->pixbuf);
+      double f = (double) limits->work_side / MIN (w, h);
+      GdkPixbuf *small = gdk_pixbuf_scale_simple (image->pixbuf, MAX (1, (int) (w * f + 0.5)),
+                                                  MAX (1, (int) (h * f + 0.5)),
+                                                  GDK_INTERP_BILINEAR);
+
+      g_object_unref (image->pixbuf);
+      image->pixbuf = small;
+    }
+  return g_steal_pointer (&image);
+}
+
+void
+mp_image_free (MpImage *image)
+{
+  if (image == NULL)
+    return;
+  g_clear_object (&image->pixbuf);
+  g_free (image->format);
+  g_free (image);
+}

@@ -1,0 +1,295 @@
+/* test-image.c - decoding untrusted bytes: every bad image fails cleanly with bounded memory,
+ * real photos decode at a working size with their true dimensions and orientation */
+#include "config.h"
+
+#include <sys/resource.h>
+
+#include "mp-image.h"
+#include "mp-test-util.h"
+
+static GBytes *
+read_shared (const char *relative)
+{
+  g_autofree char *path = mp_test_shared_data (relative);
+  char *contents = NULL;
+  gsize length = 0;
+
+  if (path == NULL)
+    return NULL;
+  g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
+  return g_bytes_new_take (contents, length);
+}
+
+static MpImage *
+decode_bytes (GBytes *bytes, const MpImageLimits *limits, GError **error)
+{
+  gsize length;
+  const guint8 *data = g_bytes_get_data (bytes, &length);
+
+  return mp_image_decode (data ? data : (const guint8 *) "", length, limits, error);
+}
+
+static glong
+max_rss_kb (void)
+{
+  struct rusage ru;
+
+  g_assert_cmpint (getrusage (RUSAGE_SELF, &ru), ==, 0);
+  return ru.ru_maxrss;
+}
+
+/* The files of shared/data/bad-images and what each must give. */
+static const struct {
+  const char *file;
+  int         code;    /* MpImageError, or -1: decodes */
+} bad_cases[] = {
+  { "empty.jpg", MP_IMAGE_ERROR_FORMAT },
+  { "empty.png", MP_IMAGE_ERROR_FORMAT },
+  { "text_named.jpg", MP_IMAGE_ERROR_FORMAT },
+  { "huge_dims_100000x100000.png", MP_IMAGE_ERROR_DIMENSIONS },
+  { "huge_dims_65500x65500.jpg", MP_IMAGE_ERROR_DIMENSIONS },
+  { "zero_width.png", -2 },
+  { "pillow_broken.png", -2 },
+  { "pillow_broken_data_stream.png", MP_IMAGE_ERROR_CORRUPT },
+  { "pillow_truncated_image.png", MP_IMAGE_ERROR_CORRUPT },
+  { "pillow_truncated_end_chunk.png", -3 },
+  { "pillow_png_decompression_dos.png", -3 },
+  { "pillow_decompression_bomb.gif", -2 },
+  { "pillow_zero_width.gif", -2 },
+  { "pillow_truncated_jpeg.jpg", MP_IMAGE_ERROR_CORRUPT },
+  { "skimage_truncated.jpg", MP_IMAGE_ERROR_CORRUPT },
+  { "pillow_truncated_app14.jpg", -3 },
+  { "valid_1x1.png", -1 },
+  { "pillow_pil_sample_cmyk.jpg", -1 },
+  { "pillow_hopper_orientation_6.jpg", -1 },
+};
+/* -2: refused, as FORMAT, DIMENSIONS or CORRUPT (which one is the decoder's business).
+ * -3: refused, or decoded to a real image: the decoders may legitimately recover. */
+
+static void
+test_bad_images (void)
+{
+  g_autofree char *dir = mp_test_shared_data ("bad-images");
+  MpImageLimits limits;
+  glong rss_before;
+
+  if (dir == NULL)
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no bad-images");
+      return;
+    }
+  mp_image_limits_init (&limits);
+  rss_before = max_rss_kb ();
+  for (gsize i = 0; i < G_N_ELEMENTS (bad_cases); i++)
+    {
+      g_autofree char *rel = g_build_filename ("bad-images", bad_cases[i].file, NULL);
+      g_autoptr(GBytes) bytes = read_shared (rel);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpImage) image = NULL;
+
+      g_assert_nonnull (bytes);
+      image = decode_bytes (bytes, &limits, &error);
+      g_test_message ("%s: %s", bad_cases[i].file, image ? "decoded" : error->message);
+      if (bad_cases[i].code == -1)
+        {
+          g_assert_no_error (error);
+          g_assert_nonnull (image);
+          g_assert_cmpint (gdk_pixbuf_get_n_channels (image->pixbuf), >=, 3);
+        }
+      else if (bad_cases[i].code == -3 && image != NULL)
+        g_assert_cmpint (image->width, >, 0);
+      else
+        {
+          g_assert_null (image);
+          g_assert_nonnull (error);
+          g_assert_true (error->domain == MP_IMAGE_ERROR);
+          if (bad_cases[i].code >= 0)
+            g_assert_cmpint (error->code, ==, bad_cases[i].code);
+          g_assert_cmpuint (strlen (error->message), >, 10);
+        }
+    }
+  /* Nothing allocated the pixels a hostile header claimed (100000² RGB is 30 GB; 65500²
+   * even at JPEG's 1/8 scale is 200 MB). */
+  g_test_message ("max RSS grew by %ld kB", max_rss_kb () - rss_before);
+  g_assert_cmpint (max_rss_kb () - rss_before, <, 64 * 1024);
+}
+
+static void
+test_orientation_and_sizes (void)
+{
+  g_autoptr(GBytes) hopper = read_shared ("bad-images/pillow_hopper_orientation_6.jpg");
+  g_autoptr(GBytes) one = read_shared ("bad-images/valid_1x1.png");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpImage) image = NULL;
+  g_autoptr(MpImage) tiny = NULL;
+  MpImageLimits limits;
+  int raw_w = 0, raw_h = 0;
+  g_autofree char *path = mp_test_shared_data ("bad-images/pillow_hopper_orientation_6.jpg");
+
+  if (hopper == NULL || one == NULL)
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no bad-images");
+      return;
+    }
+  mp_image_limits_init (&limits);
+  g_assert_nonnull (gdk_pixbuf_get_file_info (path, &raw_w, &raw_h));
+  image = decode_bytes (hopper, &limits, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (image->format, ==, "jpeg");
+  /* orientation 6 is a quarter turn: the displayed image is the stored one transposed */
+  g_assert_cmpint (image->width, ==, raw_h);
+  g_assert_cmpint (image->height, ==, raw_w);
+  g_assert_cmpint (gdk_pixbuf_get_width (image->pixbuf), ==, raw_h);
+  g_assert_cmpint (gdk_pixbuf_get_height (image->pixbuf), ==, raw_w);
+
+  tiny = decode_bytes (one, &limits, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (tiny->width, ==, 1);
+  g_assert_cmpint (tiny->height, ==, 1);
+  g_assert_cmpstr (tiny->format, ==, "png");
+}
+
+static void
+test_limits (void)
+{
+  g_autoptr(GBytes) photo = read_shared ("photos/china_temple_sklearn.jpg");
+  g_autoptr(GBytes) png = read_shared ("photos/chelsea_cat_skimage.png");
+  MpImageLimits limits;
+
+  if (photo == NULL || png == NULL)
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no photos");
+      return;
+    }
+  mp_image_limits_init (&limits);
+  {
+    /* bytes: refused before any decoding */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MpImage) image = NULL;
+
+    limits.max_bytes = g_bytes_get_size (photo) - 1;
+    image = decode_bytes (photo, &limits, &error);
+    g_assert_null (image);
+    g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_TOO_LARGE);
+    limits.max_bytes = MP_IMAGE_MAX_BYTES_DEFAULT;
+  }
+  {
+    /* pixels: the 451×300 PNG is over a 451×300-1 limit and fits an exact one */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MpImage) image = NULL;
+
+    limits.max_pixels = 451 * 300 - 1;
+    image = decode_bytes (png, &limits, &error);
+    g_assert_null (image);
+    g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS);
+    g_assert_nonnull (strstr (error->message, "451x300"));
+    g_clear_error (&error);
+    limits.max_pixels = 451 * 300;
+    image = decode_bytes (png, &limits, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (image->width, ==, 451);
+    limits.max_pixels = MP_IMAGE_MAX_PIXELS_DEFAULT;
+  }
+  {
+    /* the working size: 640×427 shrinks to a shorter side of 100, dimensions stay true */
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MpImage) image = NULL;
+
+    limits.work_side = 100;
+    image = decode_bytes (photo, &limits, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (image->width, ==, 640);
+    g_assert_cmpint (image->height, ==, 427);
+    g_assert_cmpint (gdk_pixbuf_get_height (image->pixbuf), ==, 100);
+    g_assert_cmpint (gdk_pixbuf_get_width (image->pixbuf), ==, 150);
+  }
+}
+
+static gboolean
+have_format (const char *name)
+{
+  GSList *formats = gdk_pixbuf_get_formats ();
+  gboolean found = FALSE;
+
+  for (GSList *l = formats; l; l = l->next)
+    found |= g_strcmp0 (gdk_pixbuf_format_get_name (l->data), name) == 0;
+  g_slist_free (formats);
+  return found;
+}
+
+static void
+test_webp (void)
+{
+  g_autofree char *path = g_build_filename (g_getenv ("MAGPIE_SOURCE_DIR"), "tests", "fixtures",
+                                            "tench-224.webp", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpImage) image = NULL;
+  MpImageLimits limits;
+  gsize length;
+
+  if (!have_format ("webp"))
+    {
+      g_test_skip ("no WebP loader for gdk-pixbuf (install webp-pixbuf-loader)");
+      return;
+    }
+  g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
+  mp_image_limits_init (&limits);
+  image = mp_image_decode ((const guint8 *) contents, length, &limits, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (image->format, ==, "webp");
+  g_assert_cmpint (image->width, ==, 224);
+  g_assert_cmpint (image->height, ==, 224);
+  /* and a cut-short one fails cleanly */
+  g_clear_pointer (&image, mp_image_free);
+  image = mp_image_decode ((const guint8 *) contents, length / 2, &limits, &error);
+  g_assert_null (image);
+  g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT);
+}
+
+static void
+test_every_photo (void)
+{
+  g_autofree char *dir_path = mp_test_shared_data ("photos");
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+  MpImageLimits limits;
+  guint n = 0;
+
+  if (dir_path == NULL)
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no photos");
+      return;
+    }
+  mp_image_limits_init (&limits);
+  dir = g_dir_open (dir_path, 0, NULL);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *rel = g_build_filename ("photos", name, NULL);
+      g_autoptr(GBytes) bytes = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(MpImage) image = NULL;
+
+      if (g_str_has_suffix (name, ".tsv") || g_str_has_suffix (name, ".md"))
+        continue;
+      bytes = read_shared (rel);
+      image = decode_bytes (bytes, &limits, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (MIN (gdk_pixbuf_get_width (image->pixbuf),
+                            gdk_pixbuf_get_height (image->pixbuf)), <=, limits.work_side);
+      n++;
+    }
+  g_assert_cmpuint (n, >=, 20);
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/lib/image/bad-images", test_bad_images);
+  g_test_add_func ("/lib/image/orientation-and-sizes", test_orientation_and_sizes);
+  g_test_add_func ("/lib/image/limits", test_limits);
+  g_test_add_func ("/lib/image/every-photo", test_every_photo);
+  g_test_add_func ("/lib/image/webp", test_webp);
+  return g_test_run ();
+}
