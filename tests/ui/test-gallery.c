@@ -405,6 +405,57 @@ test_open_files (void)
   mp_test_rm_rf (dir);
 }
 
+static gboolean
+incoming_empty (gpointer user_data)
+{
+  g_autofree char *path = g_build_filename (g_get_user_data_dir (), "magpie", "incoming", NULL);
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+
+  /* The paste made the folder, so it must be there. */
+  g_assert_nonnull (dir);
+  return g_dir_read_name (dir) == NULL;
+}
+
+/* An image copied in another application (here: put on the clipboard as a texture) is
+ * pasted as a PNG; copied files are imported as files. */
+static void
+test_paste (void)
+{
+  MagpieWindow *window = main_window ();
+  MagpieGalleryPage *page = magpie_window_get_gallery_page (window);
+  MagpieLibrary *library = magpie_application_get_library (app);
+  GdkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (page));
+  g_autoptr(GdkPixbuf) pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, TRUE, 8, 40, 30);
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autoptr(MagpiePhoto) pasted = NULL;
+  guint before = g_list_model_get_n_items (G_LIST_MODEL (library));
+  LibraryWait wait = { library, before + 1 };
+  int width = 0;
+
+  gdk_pixbuf_fill (pixbuf, 0x3366ccff ^ ((guint32) g_get_real_time () << 8));
+  texture = gdk_texture_new_for_pixbuf (pixbuf);
+  gdk_clipboard_set_texture (clipboard, texture);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "gallery.paste", NULL));
+  g_assert_true (app_test_wait (library_has, &wait, 30000));
+  pasted = g_list_model_get_item (G_LIST_MODEL (library), 0);
+  g_assert_true (g_str_has_prefix (magpie_photo_get_name (pasted), "Pasted image "));
+  g_assert_cmpstr (magpie_photo_get_extension (pasted), ==, "png");
+  magpie_photo_get_dimensions (pasted, &width, NULL);
+  g_assert_cmpint (width, ==, 40);
+  /* The PNG the paste was written to goes once the library has its copy. */
+  g_assert_true (app_test_wait (incoming_empty, NULL, 10000));
+
+  /* Text is not an image: nothing is added, and the toast says why. */
+  {
+    LabelWait label = { GTK_WIDGET (window), "no image" };
+
+    gdk_clipboard_set_text (clipboard, "just words");
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (page), "gallery.paste", NULL));
+    g_assert_true (app_test_wait (label_shown_cb, &label, 30000));
+    g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before + 1);
+  }
+}
+
 /* SqueezeNet with a sidecar stands in for the photo model until data/models has one. */
 static gboolean
 setup_model (const char *home)
@@ -447,6 +498,7 @@ main (int   argc,
   g_test_add_func ("/ui/gallery/refuse-non-images", test_refuse_non_images);
   g_test_add_func ("/ui/gallery/search-and-delete", test_search_and_delete);
   g_test_add_func ("/ui/gallery/open-files", test_open_files);
+  g_test_add_func ("/ui/gallery/paste", test_paste);
 
   status = g_test_run ();
   app_test_close_all ();
