@@ -158,25 +158,6 @@ label_shown_cb (gpointer user_data)
 }
 
 static void
-take_screenshot (const char *name)
-{
-  g_autofree char *path = g_build_filename (screenshot_dir, name, NULL);
-  g_autofree char *command = g_strdup_printf ("import -window root '%s'", path);
-  g_autoptr(GError) error = NULL;
-  int status = 0;
-
-  if (g_find_program_in_path ("import") == NULL)
-    {
-      g_test_message ("no screenshot: ImageMagick's import is not installed");
-      return;
-    }
-  g_spawn_command_line_sync (command, NULL, NULL, &status, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-  g_test_message ("screenshot: %s", path);
-}
-
-static void
 test_drop_twenty (void)
 {
   MagpieWindow *window = main_window ();
@@ -236,7 +217,7 @@ test_drop_twenty (void)
   g_usleep (G_USEC_PER_SEC / 2);
   while (g_main_context_iteration (NULL, FALSE))
     ;
-  take_screenshot ("magpie-gallery.png");
+  app_test_screenshot (screenshot_dir, "magpie-gallery.png");
 
   /* The same drop again adds nothing and says so. */
   {
@@ -502,6 +483,8 @@ main (int   argc,
 
   status = g_test_run ();
   app_test_close_all ();
+  /* As at the end of g_application_run(): no model thread outlives main(). */
+  magpie_application_stop_workers (app);
   g_clear_object (&app);
   mp_test_rm_rf (home);
   g_free (screenshot_dir);
