@@ -20,6 +20,7 @@ struct _MagpieApplication {
 
   GSettings        *settings;
   MagpieConnection *connection;
+  MagpieLibrary    *library;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -28,6 +29,7 @@ static const GOptionEntry option_entries[] = {
   { "server-url", 0, 0, G_OPTION_ARG_STRING, NULL,
     N_("Use this magpied server for this run instead of the one in Preferences"), N_("URL") },
   { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Show the version and exit"), NULL },
+  { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, NULL, NULL, N_("[FILE…]") },
   { NULL }
 };
 
@@ -86,11 +88,37 @@ magpie_application_command_line (GApplication            *application,
   GVariantDict *options = g_application_command_line_get_options_dict (command_line);
   const char *url = NULL;
 
+  g_autofree const char **paths = NULL;
+  g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func (g_object_unref);
+
   if (g_variant_dict_lookup (options, "server-url", "&s", &url))
     apply_server_url_override (self, url);
 
   g_application_activate (application);
+
+  /* Relative to where `magpie FILE…` was typed, which may not be where the primary instance
+   * runs. */
+  if (g_variant_dict_lookup (options, G_OPTION_REMAINING, "^a&ay", &paths))
+    for (guint i = 0; paths[i] != NULL; i++)
+      g_ptr_array_add (files, g_application_command_line_create_file_for_arg (command_line,
+                                                                             paths[i]));
+  if (files->len > 0)
+    magpie_window_import (MAGPIE_WINDOW (find_window (self, MAGPIE_TYPE_WINDOW)),
+                          (GFile **) files->pdata, files->len);
   return EXIT_SUCCESS;
+}
+
+/* Files opened with Magpie from a file manager or another application. */
+static void
+magpie_application_open (GApplication  *application,
+                         GFile        **files,
+                         int            n_files,
+                         const char    *hint)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (application);
+
+  g_application_activate (application);
+  magpie_window_import (MAGPIE_WINDOW (find_window (self, MAGPIE_TYPE_WINDOW)), files, n_files);
 }
 
 static void
@@ -164,11 +192,46 @@ static const GActionEntry app_actions[] = {
 };
 
 static void
+library_loaded_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!magpie_library_load_finish (MAGPIE_LIBRARY (object), result, &error))
+    g_warning ("Cannot load the photo library: %s", error->message);
+}
+
+/* The library lives in the XDG data dir (thumbnails in the cache dir) and loads in the
+ * background: the window is up before a single row is read. */
+static void
+setup_library (MagpieApplication *self)
+{
+  g_autofree char *data_dir = g_build_filename (g_get_user_data_dir (), "magpie", NULL);
+  g_autofree char *cache_dir = g_build_filename (g_get_user_cache_dir (), "magpie", NULL);
+  g_autofree char *configured = g_settings_get_string (self->settings, "photo-model");
+  g_autofree char *model = magpie_tagger_find_model (configured, "photos.onnx");
+  g_autoptr(MagpieTagger) tagger = NULL;
+
+  self->library = magpie_library_new (data_dir, cache_dir);
+  if (model != NULL)
+    {
+      tagger = magpie_tagger_new (model);
+      magpie_library_set_tagger (self->library, tagger);
+    }
+  else
+    g_info ("No photo model found; photos are tagged by the server only");
+  magpie_library_load_async (self->library, NULL, library_loaded_cb, NULL);
+}
+
+static void
 magpie_application_startup (GApplication *application)
 {
   MagpieApplication *self = MAGPIE_APPLICATION (application);
   static const char *quit_accels[] = { "<Control>q", NULL };
   static const char *preferences_accels[] = { "<Control>comma", NULL };
+  static const char *add_photos_accels[] = { "<Control>o", NULL };
+  static const char *search_accels[] = { "<Control>f", NULL };
 
   G_APPLICATION_CLASS (magpie_application_parent_class)->startup (application);
 
@@ -182,6 +245,24 @@ magpie_application_startup (GApplication *application)
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.quit", quit_accels);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.preferences",
                                          preferences_accels);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "window.add-photos",
+                                         add_photos_accels);
+  gtk_application_set_accels_for_action (GTK_APPLICATION (self), "window.search",
+                                         search_accels);
+
+  setup_library (self);
+}
+
+static void
+magpie_application_shutdown (GApplication *application)
+{
+  MagpieApplication *self = MAGPIE_APPLICATION (application);
+
+  /* Changes still queued (a tag, a deletion) reach the disk before the process ends. */
+  if (self->library != NULL)
+    magpie_library_sync (self->library);
+
+  G_APPLICATION_CLASS (magpie_application_parent_class)->shutdown (application);
 }
 
 static void
@@ -192,6 +273,7 @@ magpie_application_dispose (GObject *object)
   if (self->connection != NULL)
     g_settings_unbind (self->connection, "server-url");
   g_clear_object (&self->connection);
+  g_clear_object (&self->library);
   g_clear_object (&self->settings);
 
   G_OBJECT_CLASS (magpie_application_parent_class)->dispose (object);
@@ -209,6 +291,8 @@ magpie_application_class_init (MagpieApplicationClass *klass)
   app_class->command_line = magpie_application_command_line;
   app_class->activate = magpie_application_activate;
   app_class->startup = magpie_application_startup;
+  app_class->shutdown = magpie_application_shutdown;
+  app_class->open = magpie_application_open;
 }
 
 static void
@@ -239,7 +323,8 @@ magpie_application_new (void)
   return g_object_new (MAGPIE_TYPE_APPLICATION,
                        "application-id", APPLICATION_ID,
                        "resource-base-path", RESOURCE_BASE,
-                       "flags", G_APPLICATION_HANDLES_COMMAND_LINE,
+                       "flags", G_APPLICATION_HANDLES_COMMAND_LINE |
+                                G_APPLICATION_HANDLES_OPEN,
                        NULL);
 }
 
@@ -251,4 +336,13 @@ magpie_application_get_connection (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->connection;
+}
+
+/* The photo library every window shows, NULL before start-up. */
+MagpieLibrary *
+magpie_application_get_library (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->library;
 }

@@ -4,6 +4,7 @@
 #include <adwaita.h>
 
 #include "magpie-connection.h"
+#include "magpie-library.h"
 
 G_BEGIN_DECLS
 
@@ -13,5 +14,6 @@ G_DECLARE_FINAL_TYPE (MagpieApplication, magpie_application, MAGPIE, APPLICATION
 
 MagpieApplication *magpie_application_new            (void);
 MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
+MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
 
 G_END_DECLS

@@ -7,17 +7,21 @@
 
 #include <glib/gi18n.h>
 
+#include "magpie-gallery-page.h"
+
 struct _MagpieWindow {
   AdwApplicationWindow   parent_instance;
 
   GSettings             *settings;
   MagpieConnection      *connection;
+  MagpieLibrary         *library;
   MagpieConnectionState  shown_state;
 
   /* template children */
   AdwViewStack          *stack;
   AdwToastOverlay       *toast_overlay;
   GtkImage              *connection_image;
+  MagpieGalleryPage     *gallery_page;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieWindow, magpie_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -25,6 +29,7 @@ G_DEFINE_FINAL_TYPE (MagpieWindow, magpie_window, ADW_TYPE_APPLICATION_WINDOW)
 enum {
   PROP_0,
   PROP_CONNECTION,
+  PROP_LIBRARY,
   N_PROPS
 };
 
@@ -124,6 +129,7 @@ magpie_window_constructed (GObject *object)
   G_OBJECT_CLASS (magpie_window_parent_class)->constructed (object);
 
   g_assert (MAGPIE_IS_CONNECTION (self->connection));
+  magpie_gallery_page_set_library (self->gallery_page, self->library);
   g_signal_connect_object (self->connection, "notify::state",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->connection, "notify::server-url",
@@ -140,6 +146,7 @@ magpie_window_dispose (GObject *object)
 
   gtk_widget_dispose_template (GTK_WIDGET (self), MAGPIE_TYPE_WINDOW);
   g_clear_object (&self->connection);
+  g_clear_object (&self->library);
   g_clear_object (&self->settings);
 
   G_OBJECT_CLASS (magpie_window_parent_class)->dispose (object);
@@ -157,6 +164,10 @@ magpie_window_get_property (GObject    *object,
     {
     case PROP_CONNECTION:
       g_value_set_object (value, self->connection);
+      break;
+
+    case PROP_LIBRARY:
+      g_value_set_object (value, self->library);
       break;
 
     default:
@@ -178,9 +189,71 @@ magpie_window_set_property (GObject      *object,
       g_set_object (&self->connection, g_value_get_object (value));
       break;
 
+    case PROP_LIBRARY:
+      g_set_object (&self->library, g_value_get_object (value));
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
+}
+
+static void
+show_gallery (MagpieWindow *self)
+{
+  adw_view_stack_set_visible_child_name (self->stack, "gallery");
+}
+
+static void
+add_photos_action_cb (GtkWidget  *widget,
+                      const char *action_name,
+                      GVariant   *parameter)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (widget);
+
+  show_gallery (self);
+  magpie_gallery_page_add_photos (self->gallery_page);
+}
+
+static void
+search_action_cb (GtkWidget  *widget,
+                  const char *action_name,
+                  GVariant   *parameter)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (widget);
+
+  show_gallery (self);
+  magpie_gallery_page_toggle_search (self->gallery_page);
+}
+
+static void
+paste_action_cb (GtkWidget  *widget,
+                 const char *action_name,
+                 GVariant   *parameter)
+{
+  MagpieWindow *self = MAGPIE_WINDOW (widget);
+
+  show_gallery (self);
+  magpie_gallery_page_paste (self->gallery_page);
+}
+
+/* Imports @files into the gallery and shows it: `magpie FILE…` and files opened with Magpie. */
+void
+magpie_window_import (MagpieWindow  *self,
+                      GFile        **files,
+                      guint          n_files)
+{
+  g_return_if_fail (MAGPIE_IS_WINDOW (self));
+
+  show_gallery (self);
+  magpie_gallery_page_import (self->gallery_page, files, n_files);
+}
+
+MagpieGalleryPage *
+magpie_window_get_gallery_page (MagpieWindow *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_WINDOW (self), NULL);
+  return self->gallery_page;
 }
 
 static void
@@ -202,17 +275,28 @@ magpie_window_class_init (MagpieWindowClass *klass)
                          MAGPIE_TYPE_CONNECTION,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
+  properties[PROP_LIBRARY] =
+    g_param_spec_object ("library", NULL, NULL,
+                         MAGPIE_TYPE_LIBRARY,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   gtk_widget_class_set_template_from_resource (widget_class, RESOURCE_BASE "/magpie-window.ui");
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, stack);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, connection_image);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, gallery_page);
+
+  gtk_widget_class_install_action (widget_class, "window.add-photos", NULL, add_photos_action_cb);
+  gtk_widget_class_install_action (widget_class, "window.search", NULL, search_action_cb);
+  gtk_widget_class_install_action (widget_class, "window.paste", NULL, paste_action_cb);
 }
 
 static void
 magpie_window_init (MagpieWindow *self)
 {
+  g_type_ensure (MAGPIE_TYPE_GALLERY_PAGE);
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->settings = g_settings_new (APPLICATION_ID);
@@ -231,5 +315,6 @@ magpie_window_new (MagpieApplication *application)
   return g_object_new (MAGPIE_TYPE_WINDOW,
                        "application", application,
                        "connection", magpie_application_get_connection (application),
+                       "library", magpie_application_get_library (application),
                        NULL);
 }

@@ -4,6 +4,7 @@
 #include <adwaita.h>
 
 #include "magpie-application.h"
+#include "magpie-gallery-page.h"
 
 G_BEGIN_DECLS
 
@@ -11,6 +12,10 @@ G_BEGIN_DECLS
 
 G_DECLARE_FINAL_TYPE (MagpieWindow, magpie_window, MAGPIE, WINDOW, AdwApplicationWindow)
 
-MagpieWindow *magpie_window_new (MagpieApplication *application);
+MagpieWindow      *magpie_window_new              (MagpieApplication  *application);
+void               magpie_window_import           (MagpieWindow       *self,
+                                                   GFile             **files,
+                                                   guint               n_files);
+MagpieGalleryPage *magpie_window_get_gallery_page (MagpieWindow       *self);
 
 G_END_DECLS

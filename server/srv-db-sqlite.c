@@ -1367,6 +1367,41 @@ sqlite_requeue_leased (SrvDb *db, GError **error)
   return run_txn (db, TXN_WRITE, requeue_txn, &op, error) ? op.count : -1;
 }
 
+typedef struct {
+  const char *photo_id;
+  int         width;
+  int         height;
+} SizeOp;
+
+static gboolean
+set_photo_size_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
+{
+  SizeOp *op = data;
+  g_autoptr(Stmt) s = prep (c, "UPDATE photos SET width = ?2, height = ?3 WHERE id = ?1", error);
+
+  if (s == NULL)
+    return FALSE;
+  bind_text (s, 1, op->photo_id);
+  sqlite3_bind_int (s, 2, op->width);
+  sqlite3_bind_int (s, 3, op->height);
+  if (!step_done (c, s, error))
+    return FALSE;
+  if (sqlite3_changes (c->handle) == 0)
+    {
+      g_set_error (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND, "no photo %s", op->photo_id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sqlite_set_photo_size (SrvDb *db, const char *photo_id, int width, int height, GError **error)
+{
+  SizeOp op = { photo_id, width, height };
+
+  return run_txn (db, TXN_WRITE, set_photo_size_txn, &op, error);
+}
+
 static gboolean
 queue_stats_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 {
@@ -1530,6 +1565,7 @@ const SrvDbVTable srv_db_sqlite_vtable = {
   .complete_job = sqlite_complete_job,
   .fail_job = sqlite_fail_job,
   .requeue_leased = sqlite_requeue_leased,
+  .set_photo_size = sqlite_set_photo_size,
   .queue_stats = sqlite_queue_stats,
   .events_since = sqlite_events_since,
   .prune_events = sqlite_prune_events,

@@ -368,6 +368,19 @@ srv_db_requeue_leased (SrvDb *db, GError **error)
 }
 
 gboolean
+srv_db_set_photo_size (SrvDb *db, const char *photo_id, int width, int height, GError **error)
+{
+  g_return_val_if_fail (db != NULL && photo_id != NULL, FALSE);
+  if (width < 0 || height < 0)
+    {
+      g_set_error (error, SRV_DB_ERROR, SRV_DB_ERROR_INVALID, "invalid size %dx%d", width,
+                   height);
+      return FALSE;
+    }
+  return db->vt->set_photo_size (db, photo_id, width, height, error);
+}
+
+gboolean
 srv_db_queue_stats (SrvDb *db, SrvQueueStats *stats, GError **error)
 {
   g_return_val_if_fail (db != NULL && stats != NULL, FALSE);

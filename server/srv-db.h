@@ -235,6 +235,13 @@ gboolean     srv_db_fail_job              (SrvDb               *db,
                                            gboolean             retryable,
                                            SrvJobState         *new_state,
                                            GError             **error);
+/* Records the dimensions a worker decoded (photos are registered before anyone has looked at
+ * their pixels). NOT_FOUND when the photo is gone; INVALID for negative sizes. */
+gboolean     srv_db_set_photo_size        (SrvDb               *db,
+                                           const char          *photo_id,
+                                           int                  width,
+                                           int                  height,
+                                           GError             **error);
 /* At start-up: every leased job back to queued, due now. Returns how many, -1 on error. */
 gint64       srv_db_requeue_leased        (SrvDb               *db,
                                            GError             **error);
@@ -321,6 +328,8 @@ typedef struct {
                                    const char *error_message, gboolean retryable,
                                    SrvJobState *new_state, GError **error);
   gint64     (*requeue_leased)    (SrvDb *db, GError **error);
+  gboolean   (*set_photo_size)    (SrvDb *db, const char *photo_id, int width, int height,
+                                   GError **error);
   gboolean   (*queue_stats)       (SrvDb *db, SrvQueueStats *stats, GError **error);
   GPtrArray *(*events_since)      (SrvDb *db, const char *identity_id, gint64 last_id,
                                    guint limit, GError **error);

@@ -15,8 +15,10 @@
 #include "srv-api.h"
 #include "srv-events.h"
 #include "srv-http.h"
+#include "srv-predict.h"
 #include "srv-reply.h"
 #include "srv-s3.h"
+#include "srv-workers.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
 #define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
@@ -358,6 +360,7 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
   soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
+  srv_predict_register (&self->ctx);
   if (!srv_api_start (&self->ctx, error))
     return NULL;
   srv_events_start (&self->ctx);
@@ -366,6 +369,9 @@ srv_server_new (const SrvConfig *config,
     return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
+
+  if (!srv_workers_start (&self->ctx, error))
+    return NULL;
 
   inet = g_inet_address_new_from_string (config->listen_host);
   g_assert (inet != NULL);  /* srv_config_parse_listen() accepted only IP addresses */
@@ -406,6 +412,7 @@ srv_server_free (SrvServer *self)
    * services any more and they close in the reverse order of opening. */
   if (self->ctx.blocking)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
+  srv_workers_stop (&self->ctx);
   srv_api_stop (&self->ctx);
   g_clear_object (&self->soup);
   g_clear_pointer (&self->ctx.s3, srv_s3_stop);

@@ -131,8 +131,16 @@ nn_model_free (NnModel *model)
 void
 nn_model_set_threads (NnModel *model, int n_threads)
 {
+  int n;
+
   g_return_if_fail (model != NULL);
-  model->n_threads = n_threads > 0 ? n_threads : default_threads ();
+  n = n_threads > 0 ? n_threads : default_threads ();
+  if (model->n_threads == n)
+    return;
+  model->n_threads = n;
+  /* The plan made at open owns a thread pool of the old size (XNNPACK's pthreadpool, whose
+   * workers spin): plan again on the next run. */
+  g_clear_pointer (&model->plan, nn_plan_free);
 }
 
 int

@@ -162,3 +162,26 @@ app_test_close_all (void)
     gtk_window_destroy (l->data);
   g_assert_true (app_test_wait (no_toplevels, NULL, 5000));
 }
+
+/* Points the XDG data, cache and config dirs at a new temporary directory (returned; remove
+ * it with mp_test_rm_rf()), so the application's photo library never touches the real ones.
+ * Call before the application is created. */
+char *
+app_test_isolate_dirs (void)
+{
+  char *home = mp_test_make_tmpdir ("magpie-app-test");
+  const char *vars[][2] = {
+    { "XDG_DATA_HOME", "data" },
+    { "XDG_CACHE_HOME", "cache" },
+    { "XDG_CONFIG_HOME", "config" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (vars); i++)
+    {
+      g_autofree char *dir = g_build_filename (home, vars[i][1], NULL);
+
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+      g_setenv (vars[i][0], dir, TRUE);
+    }
+  return home;
+}

@@ -12,6 +12,7 @@ typedef gboolean (*AppTestCondition) (gpointer user_data);
 typedef MpTestServer AppTestServer;
 
 MagpieApplication *app_test_application_new (void);
+char              *app_test_isolate_dirs    (void);
 gboolean           app_test_wait            (AppTestCondition  condition,
                                              gpointer          user_data,
                                              guint             timeout_ms);

@@ -137,12 +137,18 @@ int
 main (int   argc,
       char *argv[])
 {
+  g_autofree char *home = NULL;
+  int status;
+
   g_test_init (&argc, &argv, NULL);
+  home = app_test_isolate_dirs ();
 
   g_test_add_func ("/app/application/version", test_version);
   g_test_add_func ("/app/application/help-names-option", test_help_names_option);
   g_test_add_func ("/app/application/bad-server-url", test_bad_server_url);
   g_test_add_func ("/app/application/server-url-override", test_server_url_override);
 
-  return g_test_run ();
+  status = g_test_run ();
+  mp_test_rm_rf (home);
+  return status;
 }

@@ -22,7 +22,7 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->dir = mp_test_make_tmpdir ("magpie-library-XXXXXX");
+  f->dir = mp_test_make_tmpdir ("magpie-library");
   f->data_dir = g_build_filename (f->dir, "data", NULL);
   f->cache_dir = g_build_filename (f->dir, "cache", NULL);
 }
@@ -657,8 +657,8 @@ test_tagger (Fixture       *f,
   /* No model: a clear error every time, logged once. */
   missing = magpie_tagger_new (NULL);
   g_clear_object (&result);
-  magpie_tagger_tag_async (missing, file, NULL, tag_cb, &result);
   g_test_expect_message ("magpie-tagger", G_LOG_LEVEL_WARNING, "*no photo model*");
+  magpie_tagger_tag_async (missing, file, NULL, tag_cb, &result);
   tags = magpie_tagger_tag_finish (missing, wait_result (&result), &error);
   g_test_assert_expected_messages ();
   g_assert_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL);

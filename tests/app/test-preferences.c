@@ -132,8 +132,11 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(MagpieApplication) app = NULL;
+  g_autofree char *home = NULL;
+  int status;
 
   g_test_init (&argc, &argv, NULL);
+  home = app_test_isolate_dirs ();
 
   app = app_test_application_new ();
 
@@ -144,5 +147,7 @@ main (int   argc,
   g_test_add ("/app/preferences/invalid-not-saved", Fixture, NULL,
               fixture_set_up, test_invalid_not_saved, fixture_tear_down);
 
-  return g_test_run ();
+  status = g_test_run ();
+  mp_test_rm_rf (home);
+  return status;
 }

@@ -1,0 +1,450 @@
+/* srv-predict.c - the model endpoints: predict a digit or a photo's tags, list and download
+ * the served models
+ *
+ * Decoding and inference run on the blocking pool (srv_http_offload) with an engine instance
+ * borrowed from the model's pool. Without a model the endpoints answer 503 and say which file
+ * is missing. Image-bytes digits get a plain grayscale 28×28 resize, inverted when the
+ * background is light (MNIST digits are light on dark), not MNIST's crop-and-centre.
+ */
+#define G_LOG_DOMAIN "magpied-predict"
+
+#include "config.h"
+
+#include "srv-predict.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "mp-image.h"
+#include "srv-http.h"
+#include "srv-reply.h"
+#include "srv-workers.h"
+
+typedef enum {
+  PREDICT_PHOTO,
+  PREDICT_DIGIT_IMAGE,
+  PREDICT_DIGIT_PIXELS,
+} PredictKind;
+
+typedef struct {
+  SrvContext  *ctx;
+  SrvModel    *model;
+  PredictKind  kind;
+  GBytes      *body;    /* image bytes */
+  float       *pixels;  /* PREDICT_DIGIT_PIXELS: the input item, 0..255 */
+} Predict;
+
+static void
+predict_free (gpointer data)
+{
+  Predict *p = data;
+
+  g_clear_pointer (&p->body, g_bytes_unref);
+  g_free (p->pixels);
+  g_free (p);
+}
+
+gboolean
+srv_predict_digit_pixels (JsonArray  *pixels,
+                          float      *out,
+                          guint       n,
+                          GError    **error)
+{
+  gboolean unit = TRUE;
+
+  if (json_array_get_length (pixels) != n)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "\"pixels\" has %u values; the model reads %u (28×28 row by row)",
+                   json_array_get_length (pixels), n);
+      return FALSE;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *v = json_array_get_element (pixels, i);
+      double x;
+
+      if (!JSON_NODE_HOLDS_VALUE (v) || json_node_get_value_type (v) == G_TYPE_STRING ||
+          json_node_get_value_type (v) == G_TYPE_BOOLEAN)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "\"pixels\"[%u] is not a number", i);
+          return FALSE;
+        }
+      x = json_node_get_double (v);
+      if (!(x >= 0.0 && x <= 255.0))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "\"pixels\"[%u] = %g is outside 0..255", i, x);
+          return FALSE;
+        }
+      out[i] = (float) x;
+      unit = unit && x <= 1.0;
+    }
+  /* All within 0..1: a canvas's coverage, scaled to the 0..255 of MNIST's files. */
+  if (unit)
+    for (guint i = 0; i < n; i++)
+      out[i] *= 255.0f;
+  return TRUE;
+}
+
+/* The model's own normalisation (sidecar scale, mean, std) of 0..255 grey values. */
+static void
+normalise_gray (const NnImageConfig *cfg,
+                float               *v,
+                gint64               n)
+{
+  for (gint64 i = 0; i < n; i++)
+    v[i] = (v[i] * cfg->scale - cfg->mean[0]) / cfg->std[0];
+}
+
+static GdkPixbuf *
+light_on_dark (GdkPixbuf *pixbuf)
+{
+  int w = gdk_pixbuf_get_width (pixbuf), h = gdk_pixbuf_get_height (pixbuf);
+  int stride = gdk_pixbuf_get_rowstride (pixbuf), nc = gdk_pixbuf_get_n_channels (pixbuf);
+  const guint8 *px = gdk_pixbuf_read_pixels (pixbuf);
+  GdkPixbuf *copy;
+  guint8 *out;
+  double sum = 0;
+
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++)
+      {
+        const guint8 *p = px + (gsize) y * stride + (gsize) x * nc;
+        sum += 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+      }
+  if (sum / ((double) w * h) <= 127.5)
+    return g_object_ref (pixbuf);
+  copy = gdk_pixbuf_copy (pixbuf);
+  out = gdk_pixbuf_get_pixels (copy);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w * nc; x++)
+      if (nc < 4 || x % nc != 3)
+        out[(gsize) y * stride + x] = 255 - out[(gsize) y * stride + x];
+  return copy;
+}
+
+static void
+predict_work (SrvHttpReply *reply,
+              gpointer      user_data)
+{
+  Predict *p = user_data;
+  SrvWorkers *workers = p->ctx->workers;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpImage) image = NULL;
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree float *probs = NULL;
+  NnModel *instance;
+  guint n_classes = 0;
+
+  if (p->kind != PREDICT_DIGIT_PIXELS)
+    {
+      gsize length;
+      const guint8 *data = g_bytes_get_data (p->body, &length);
+
+      image = mp_image_decode (data ? data : (const guint8 *) "", length,
+                               srv_workers_get_limits (workers), &error);
+      if (image == NULL)
+        {
+          srv_http_reply_set_error (reply, error->code == MP_IMAGE_ERROR_TOO_LARGE ?
+                                    SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE :
+                                    SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                                    "bad_image", "not a usable image: %s", error->message);
+          return;
+        }
+    }
+
+  instance = srv_model_acquire (p->model, &error);
+  if (instance == NULL)
+    {
+      srv_http_reply_set_error (reply, SOUP_STATUS_SERVICE_UNAVAILABLE, "model_unavailable",
+                                "%s", error->message);
+      return;
+    }
+  if (p->kind == PREDICT_PHOTO)
+    probs = srv_model_classify (p->model, instance, &image->pixbuf, 1, &n_classes, &error);
+  else
+    {
+      const NnImageConfig *cfg = srv_model_get_image_config (p->model);
+      gint64 numel = srv_model_get_input_numel (p->model);
+      g_autoptr(NnTensor) t = NULL;
+
+      if (p->kind == PREDICT_DIGIT_PIXELS)
+        normalise_gray (cfg, p->pixels, numel);
+      else
+        {
+          g_autoptr(GdkPixbuf) upright = light_on_dark (image->pixbuf);
+
+          t = nn_image_from_pixbuf (cfg, upright);
+        }
+      if (t != NULL && nn_tensor_numel (t) != numel)
+        g_set_error (&error, NN_ERROR, NN_ERROR_INPUT, "the digit model's input is not one "
+                     "grey image of its sidecar's size");
+      else
+        probs = srv_model_run_raw (p->model, instance, t ? t->data : p->pixels, &n_classes,
+                                   &error);
+    }
+  srv_model_release (p->model, instance);
+  if (probs == NULL)
+    {
+      srv_http_reply_set_error (reply, SOUP_STATUS_INTERNAL_SERVER_ERROR, "model_failed",
+                                "the %s model failed: %s", srv_model_get_name (p->model),
+                                error ? error->message : "no output");
+      return;
+    }
+
+  json_builder_begin_object (b);
+  if (p->kind == PREDICT_PHOTO)
+    {
+      g_autoptr(GArray) tags = srv_workers_tags_for (workers, probs, n_classes);
+
+      json_builder_set_member_name (b, "tags");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < tags->len; i++)
+        {
+          const SrvTag *t = &g_array_index (tags, SrvTag, i);
+
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "label");
+          json_builder_add_string_value (b, t->label);
+          json_builder_set_member_name (b, "confidence");
+          json_builder_add_double_value (b, t->confidence);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "model");
+      json_builder_add_string_value (b, srv_model_get_name (p->model));
+      json_builder_set_member_name (b, "width");
+      json_builder_add_int_value (b, image->width);
+      json_builder_set_member_name (b, "height");
+      json_builder_add_int_value (b, image->height);
+    }
+  else
+    {
+      guint best = 0;
+
+      for (guint i = 1; i < n_classes; i++)
+        if (probs[i] > probs[best])
+          best = i;
+      json_builder_set_member_name (b, "digit");
+      json_builder_add_int_value (b, best);
+      json_builder_set_member_name (b, "probabilities");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < n_classes; i++)
+        json_builder_add_double_value (b, probs[i]);
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "model");
+      json_builder_add_string_value (b, srv_model_get_name (p->model));
+    }
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  srv_http_reply_set_json (reply, SOUP_STATUS_OK, root);
+}
+
+static gboolean
+is_json (SoupServerMessage *msg)
+{
+  const char *type = soup_message_headers_get_content_type (
+    soup_server_message_get_request_headers (msg), NULL);
+
+  return type != NULL && g_ascii_strcasecmp (type, "application/json") == 0;
+}
+
+static void
+predict_cb (SoupServer        *soup,
+            SoupServerMessage *msg,
+            const char        *path,
+            GHashTable        *query,
+            gpointer           user_data)
+{
+  SrvContext *ctx = user_data;
+  g_autoptr(SrvCredentials) credentials = NULL;
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  const char *reason = NULL;
+  Predict *p;
+  SrvModel *model;
+  gboolean photo = g_strcmp0 (path, "/v1/predict/photo") == 0;
+
+  if (!photo && g_strcmp0 (path, "/v1/predict/digit") != 0)
+    {
+      srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found",
+                       "no such endpoint: %s (use /v1/predict/digit or /v1/predict/photo)", path);
+      return;
+    }
+  if (!srv_http_check_method (msg, "POST"))
+    return;
+  credentials = srv_http_authenticate (ctx, msg, query, FALSE);
+  if (credentials == NULL)
+    return;
+  model = photo ? srv_workers_get_photo_model (ctx->workers, &reason)
+                : srv_workers_get_digit_model (ctx->workers, &reason);
+  if (model == NULL)
+    {
+      srv_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "model_unavailable", "%s", reason);
+      return;
+    }
+
+  p = g_new0 (Predict, 1);
+  p->ctx = ctx;
+  p->model = model;
+  if (!photo && is_json (msg))
+    {
+      g_autoptr(JsonObject) o = srv_http_read_json (msg);
+      g_autoptr(GError) error = NULL;
+      JsonNode *pixels;
+      gint64 n = srv_model_get_input_numel (model);
+
+      if (o == NULL)
+        {
+          predict_free (p);
+          return;
+        }
+      pixels = json_object_get_member (o, "pixels");
+      p->kind = PREDICT_DIGIT_PIXELS;
+      p->pixels = g_new0 (float, n);
+      if (pixels == NULL || !JSON_NODE_HOLDS_ARRAY (pixels))
+        g_set_error (&error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                     "a JSON body needs \"pixels\": an array of %" G_GINT64_FORMAT " numbers", n);
+      else
+        srv_predict_digit_pixels (json_node_get_array (pixels), p->pixels, (guint) n, &error);
+      if (error != NULL)
+        {
+          srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "%s", error->message);
+          predict_free (p);
+          return;
+        }
+    }
+  else
+    {
+      const MpImageLimits *limits = srv_workers_get_limits (ctx->workers);
+
+      if (body->length <= 0)
+        {
+          srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+                           "send the image bytes as the body%s",
+                           photo ? "" : ", or JSON {\"pixels\": [784 numbers]}");
+          predict_free (p);
+          return;
+        }
+      if ((guint64) body->length > limits->max_bytes)
+        {
+          srv_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too_large",
+                           "image of %" G_GINT64_FORMAT " bytes is over the limit of %"
+                           G_GSIZE_FORMAT, body->length, limits->max_bytes);
+          predict_free (p);
+          return;
+        }
+      p->kind = photo ? PREDICT_PHOTO : PREDICT_DIGIT_IMAGE;
+      p->body = soup_message_body_flatten (body);
+    }
+  srv_http_offload (ctx, msg, predict_work, p, predict_free);
+}
+
+static void
+add_model_json (JsonBuilder *b,
+                SrvModel    *model)
+{
+  const char * const *labels = srv_model_get_labels (model);
+  g_autofree char *url = g_strconcat ("/v1/models/", srv_model_get_name (model), NULL);
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, srv_model_get_name (model));
+  json_builder_set_member_name (b, "sha256");
+  json_builder_add_string_value (b, srv_model_get_sha256 (model));
+  json_builder_set_member_name (b, "size");
+  json_builder_add_int_value (b, g_bytes_get_size (srv_model_get_bytes (model)));
+  json_builder_set_member_name (b, "url");
+  json_builder_add_string_value (b, url);
+  json_builder_set_member_name (b, "labels");
+  json_builder_begin_array (b);
+  for (guint i = 0; labels && labels[i]; i++)
+    json_builder_add_string_value (b, labels[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
+static void
+models_cb (SoupServer        *soup,
+           SoupServerMessage *msg,
+           const char        *path,
+           GHashTable        *query,
+           gpointer           user_data)
+{
+  SrvContext *ctx = user_data;
+  g_autoptr(SrvCredentials) credentials = NULL;
+  SrvModel *models[2];
+  const char *name;
+
+  if (!srv_http_check_method (msg, "GET, HEAD"))
+    return;
+  credentials = srv_http_authenticate (ctx, msg, query, FALSE);
+  if (credentials == NULL)
+    return;
+  models[0] = srv_workers_get_photo_model (ctx->workers, NULL);
+  models[1] = srv_workers_get_digit_model (ctx->workers, NULL);
+
+  if (g_strcmp0 (path, "/v1/models") == 0 || g_strcmp0 (path, "/v1/models/") == 0)
+    {
+      g_autoptr(JsonBuilder) b = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "models");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < G_N_ELEMENTS (models); i++)
+        if (models[i] != NULL)
+          add_model_json (b, models[i]);
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      srv_reply_json (msg, SOUP_STATUS_OK, root);
+      return;
+    }
+
+  name = path + strlen ("/v1/models/");
+  for (guint i = 0; i < G_N_ELEMENTS (models); i++)
+    {
+      g_autofree char *etag = NULL;
+      g_autofree char *disposition = NULL;
+      SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+      const char *inm;
+      GBytes *bytes;
+
+      if (models[i] == NULL || (strcmp (name, srv_model_get_name (models[i])) != 0 &&
+                                !(g_str_has_prefix (name, srv_model_get_name (models[i])) &&
+                                  strcmp (name + strlen (srv_model_get_name (models[i])),
+                                          ".onnx") == 0)))
+        continue;
+      /* The sha256 is the ETag, so the app's refresh is a cheap 304 when nothing changed. */
+      etag = g_strdup_printf ("\"%s\"", srv_model_get_sha256 (models[i]));
+      disposition = g_strdup_printf ("attachment; filename=\"%s.onnx\"",
+                                     srv_model_get_name (models[i]));
+      soup_message_headers_replace (headers, "ETag", etag);
+      soup_message_headers_replace (headers, "Cache-Control", "no-cache");
+      inm = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                          "If-None-Match");
+      if (inm != NULL && strcmp (inm, etag) == 0)
+        {
+          soup_server_message_set_status (msg, SOUP_STATUS_NOT_MODIFIED, NULL);
+          return;
+        }
+      soup_message_headers_replace (headers, "Content-Disposition", disposition);
+      bytes = srv_model_get_bytes (models[i]);
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+      soup_message_headers_set_content_type (headers, "application/octet-stream", NULL);
+      soup_message_body_append_bytes (soup_server_message_get_response_body (msg), bytes);
+      return;
+    }
+  srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found", "no served model is named '%s'",
+                   name);
+}
+
+void
+srv_predict_register (SrvContext *ctx)
+{
+  soup_server_add_handler (ctx->soup, "/v1/predict", predict_cb, ctx, NULL);
+  soup_server_add_handler (ctx->soup, "/v1/models", models_cb, ctx, NULL);
+}
