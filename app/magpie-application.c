@@ -21,6 +21,7 @@ struct _MagpieApplication {
   GSettings        *settings;
   MagpieConnection *connection;
   MagpieLibrary    *library;
+  MagpieDigits     *digits;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -224,6 +225,19 @@ setup_library (MagpieApplication *self)
   magpie_library_load_async (self->library, NULL, library_loaded_cb, NULL);
 }
 
+/* The digit model is found now and loaded by the first stroke. */
+static void
+setup_digits (MagpieApplication *self)
+{
+  g_autofree char *configured = g_settings_get_string (self->settings, "digit-model");
+  g_autofree char *model = magpie_tagger_find_model (configured, "digits.onnx");
+
+  if (model != NULL)
+    self->digits = magpie_digits_new (model);
+  else
+    g_info ("No digit model found; the Draw page says so");
+}
+
 static void
 magpie_application_startup (GApplication *application)
 {
@@ -251,6 +265,7 @@ magpie_application_startup (GApplication *application)
                                          search_accels);
 
   setup_library (self);
+  setup_digits (self);
 }
 
 static void
@@ -274,6 +289,7 @@ magpie_application_dispose (GObject *object)
     g_settings_unbind (self->connection, "server-url");
   g_clear_object (&self->connection);
   g_clear_object (&self->library);
+  g_clear_object (&self->digits);
   g_clear_object (&self->settings);
 
   G_OBJECT_CLASS (magpie_application_parent_class)->dispose (object);
@@ -345,4 +361,13 @@ magpie_application_get_library (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->library;
+}
+
+/* The digit model the Draw page uses, or NULL when none is installed. */
+MagpieDigits *
+magpie_application_get_digits (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->digits;
 }

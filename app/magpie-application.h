@@ -4,6 +4,7 @@
 #include <adwaita.h>
 
 #include "magpie-connection.h"
+#include "magpie-digits.h"
 #include "magpie-library.h"
 
 G_BEGIN_DECLS
@@ -15,5 +16,6 @@ G_DECLARE_FINAL_TYPE (MagpieApplication, magpie_application, MAGPIE, APPLICATION
 MagpieApplication *magpie_application_new            (void);
 MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
 MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
+MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
 
 G_END_DECLS

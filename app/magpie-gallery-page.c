@@ -113,9 +113,33 @@ filter_photo (gpointer item,
 }
 
 static void
+set_tiles_threshold (GtkWidget *widget,
+                     double     value)
+{
+  if (MAGPIE_IS_PHOTO_TILE (widget))
+    {
+      magpie_photo_tile_set_threshold (MAGPIE_PHOTO_TILE (widget), value);
+      return;
+    }
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    set_tiles_threshold (child, value);
+}
+
+static void
 search_changed_cb (MagpieGalleryPage *self)
 {
   gtk_filter_changed (GTK_FILTER (self->filter), GTK_FILTER_CHANGE_DIFFERENT);
+  /* Tiles already on screen are not bound again: tell them the new threshold. */
+  set_tiles_threshold (GTK_WIDGET (self->grid), threshold (self));
+}
+
+/* The setting is the default; the search bar's spin button changes it for one search. */
+static void
+threshold_setting_changed_cb (MagpieGalleryPage *self)
+{
+  gtk_adjustment_set_value (self->threshold_adjustment,
+                            g_settings_get_double (self->settings, "tag-threshold") * 100.0);
 }
 
 static void
@@ -816,6 +840,8 @@ magpie_gallery_page_dispose (GObject *object)
     gtk_widget_unparent (child);
   g_clear_object (&self->filtered);
   g_clear_object (&self->library);
+  if (self->settings != NULL)
+    g_signal_handlers_disconnect_by_data (self->settings, self);
   g_clear_object (&self->settings);
   g_clear_object (&self->cancellable);
   g_clear_object (&self->preview_cancellable);
@@ -923,8 +949,9 @@ magpie_gallery_page_init (MagpieGalleryPage *self)
   self->cancellable = g_cancellable_new ();
   self->filter = gtk_custom_filter_new (filter_photo, self, NULL);
   self->settings = g_settings_new (APPLICATION_ID);
-  gtk_adjustment_set_value (self->threshold_adjustment,
-                            g_settings_get_double (self->settings, "tag-threshold") * 100.0);
+  g_signal_connect_swapped (self->settings, "changed::tag-threshold",
+                            G_CALLBACK (threshold_setting_changed_cb), self);
+  threshold_setting_changed_cb (self);
 
   self->filtered = gtk_filter_list_model_new (NULL, GTK_FILTER (self->filter));
   selection = gtk_no_selection_new (G_LIST_MODEL (g_object_ref (self->filtered)));

@@ -560,9 +560,7 @@ load_sql (sqlite3   *db,
           GError   **error)
 {
   DirsArgs *args = data;
-  g_autoptr(GPtrArray) rows =
-    g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_store_row_free);
-  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GPtrArray) rows = NULL;
   g_autoptr(GArray) deleted = g_array_new (FALSE, FALSE, sizeof (gint64));
   sqlite3_stmt *stmt = NULL;
   char *sql;
@@ -590,29 +588,7 @@ load_sql (sqlite3   *db,
     }
   g_free (sql);
 
-  if (sqlite3_prepare_v2 (db, "SELECT id FROM photos ORDER BY imported, id", -1, &stmt,
-                          NULL) != SQLITE_OK)
-    {
-      g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-                   "loading the library: %s", sqlite3_errmsg (db));
-      return NULL;
-    }
-  while (sqlite3_step (stmt) == SQLITE_ROW)
-    {
-      gint64 id = sqlite3_column_int64 (stmt, 0);
-
-      g_array_append_val (ids, id);
-    }
-  sqlite3_finalize (stmt);
-
-  for (guint i = 0; i < ids->len; i++)
-    {
-      MagpieStoreRow *row = magpie_store_read_row (db, g_array_index (ids, gint64, i), error);
-
-      if (row == NULL)
-        return NULL;
-      g_ptr_array_add (rows, row);
-    }
+  rows = magpie_store_read_all_rows (db, error);
   return g_steal_pointer (&rows);
 }
 

@@ -1,4 +1,4 @@
-/* magpie-preferences-window.c - Preferences: the server address
+/* magpie-preferences-window.c - Preferences: the server address, the tag threshold
  *
  * The row shows the server-url key as it is; what people type is saved only when they apply
  * it (Enter or the apply button) and only if it is an http:// or https:// address, so a
@@ -21,6 +21,7 @@ struct _MagpiePreferencesWindow {
 
   /* template children */
   AdwEntryRow          *server_url_row;
+  GtkAdjustment        *threshold_adjustment;
 };
 
 G_DEFINE_FINAL_TYPE (MagpiePreferencesWindow, magpie_preferences_window,
@@ -58,6 +59,24 @@ server_url_row_changed_cb (MagpiePreferencesWindow *self)
   gtk_widget_remove_css_class (GTK_WIDGET (self->server_url_row), "error");
 }
 
+/* The key is a fraction (0..1), the row says percent. */
+static gboolean
+fraction_to_percent (GValue   *value,
+                     GVariant *variant,
+                     gpointer  user_data)
+{
+  g_value_set_double (value, g_variant_get_double (variant) * 100.0);
+  return TRUE;
+}
+
+static GVariant *
+percent_to_fraction (const GValue       *value,
+                     const GVariantType *expected_type,
+                     gpointer            user_data)
+{
+  return g_variant_new_double (g_value_get_double (value) / 100.0);
+}
+
 static void
 magpie_preferences_window_constructed (GObject *object)
 {
@@ -70,6 +89,9 @@ magpie_preferences_window_constructed (GObject *object)
    * checking the address. */
   g_settings_bind (self->settings, "server-url", self->server_url_row, "text",
                    G_SETTINGS_BIND_GET);
+  g_settings_bind_with_mapping (self->settings, "tag-threshold", self->threshold_adjustment,
+                                "value", G_SETTINGS_BIND_DEFAULT, fraction_to_percent,
+                                percent_to_fraction, NULL, NULL);
 }
 
 static void
@@ -79,6 +101,8 @@ magpie_preferences_window_dispose (GObject *object)
 
   if (self->server_url_row != NULL)
     g_settings_unbind (self->server_url_row, "text");
+  if (self->threshold_adjustment != NULL)
+    g_settings_unbind (self->threshold_adjustment, "value");
   gtk_widget_dispose_template (GTK_WIDGET (self), MAGPIE_TYPE_PREFERENCES_WINDOW);
   g_clear_object (&self->settings);
 
@@ -144,6 +168,8 @@ magpie_preferences_window_class_init (MagpiePreferencesWindowClass *klass)
   gtk_widget_class_set_template_from_resource (widget_class,
                                                RESOURCE_BASE "/magpie-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, MagpiePreferencesWindow, server_url_row);
+  gtk_widget_class_bind_template_child (widget_class, MagpiePreferencesWindow,
+                                        threshold_adjustment);
   gtk_widget_class_bind_template_callback (widget_class, server_url_row_apply_cb);
   gtk_widget_class_bind_template_callback (widget_class, server_url_row_changed_cb);
 }

@@ -321,6 +321,79 @@ column_strdup (sqlite3_stmt *stmt,
   return g_strdup ((const char *) sqlite3_column_text (stmt, column));
 }
 
+#define ROW_COLUMNS "id, source, name, sha256, extension, size, width, height, imported, " \
+                    "upload, attempts, next_attempt, sent, last_error"
+
+static MagpieStoreRow *
+row_from_statement (sqlite3_stmt *stmt)
+{
+  MagpieStoreRow *row = g_new0 (MagpieStoreRow, 1);
+
+  row->id = sqlite3_column_int64 (stmt, 0);
+  row->source = column_strdup (stmt, 1);
+  row->name = column_strdup (stmt, 2);
+  row->sha256 = column_strdup (stmt, 3);
+  row->extension = column_strdup (stmt, 4);
+  row->size = sqlite3_column_int64 (stmt, 5);
+  row->width = sqlite3_column_int (stmt, 6);
+  row->height = sqlite3_column_int (stmt, 7);
+  row->imported = sqlite3_column_int64 (stmt, 8);
+  row->upload = sqlite3_column_int (stmt, 9);
+  row->attempts = sqlite3_column_int (stmt, 10);
+  row->next_attempt = sqlite3_column_int64 (stmt, 11);
+  row->sent = sqlite3_column_int64 (stmt, 12);
+  row->last_error = column_strdup (stmt, 13);
+  row->tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
+  return row;
+}
+
+/* Every photo that is not deleted, oldest first, with its tags: two statements however large
+ * the library. */
+GPtrArray *
+magpie_store_read_all_rows (sqlite3  *db,
+                            GError  **error)
+{
+  g_autoptr(GPtrArray) rows =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_store_row_free);
+  g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+  sqlite3_stmt *stmt = NULL;
+
+  if (sqlite3_prepare_v2 (db, "SELECT " ROW_COLUMNS " FROM photos WHERE deleted = 0 "
+                          "ORDER BY imported, id", -1, &stmt, NULL) != SQLITE_OK)
+    {
+      set_sqlite_error (db, "reading the library", error);
+      return NULL;
+    }
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      MagpieStoreRow *row = row_from_statement (stmt);
+
+      g_ptr_array_add (rows, row);
+      g_hash_table_insert (by_id, &row->id, row);
+    }
+  sqlite3_finalize (stmt);
+
+  if (sqlite3_prepare_v2 (db, "SELECT photo, label, confidence, source FROM tags "
+                          "ORDER BY photo, confidence DESC", -1, &stmt, NULL) != SQLITE_OK)
+    {
+      set_sqlite_error (db, "reading tags", error);
+      return NULL;
+    }
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (stmt, 0);
+      MagpieStoreRow *row = g_hash_table_lookup (by_id, &id);
+
+      if (row != NULL)
+        g_ptr_array_add (row->tags,
+                         magpie_tag_new ((const char *) sqlite3_column_text (stmt, 1),
+                                         sqlite3_column_double (stmt, 2),
+                                         sqlite3_column_int (stmt, 3)));
+    }
+  sqlite3_finalize (stmt);
+  return g_steal_pointer (&rows);
+}
+
 /* The row @id with its tags, or NULL (no error) when there is none. */
 MagpieStoreRow *
 magpie_store_read_row (sqlite3  *db,
@@ -330,34 +403,15 @@ magpie_store_read_row (sqlite3  *db,
   sqlite3_stmt *stmt = NULL;
   MagpieStoreRow *row = NULL;
 
-  if (sqlite3_prepare_v2 (db,
-                          "SELECT id, source, name, sha256, extension, size, width, height, "
-                          "imported, upload, attempts, next_attempt, sent, last_error "
-                          "FROM photos WHERE id = ?", -1, &stmt, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2 (db, "SELECT " ROW_COLUMNS " FROM photos WHERE id = ?", -1, &stmt,
+                          NULL) != SQLITE_OK)
     {
       set_sqlite_error (db, "reading a photo", error);
       return NULL;
     }
   sqlite3_bind_int64 (stmt, 1, id);
   if (sqlite3_step (stmt) == SQLITE_ROW)
-    {
-      row = g_new0 (MagpieStoreRow, 1);
-      row->id = sqlite3_column_int64 (stmt, 0);
-      row->source = column_strdup (stmt, 1);
-      row->name = column_strdup (stmt, 2);
-      row->sha256 = column_strdup (stmt, 3);
-      row->extension = column_strdup (stmt, 4);
-      row->size = sqlite3_column_int64 (stmt, 5);
-      row->width = sqlite3_column_int (stmt, 6);
-      row->height = sqlite3_column_int (stmt, 7);
-      row->imported = sqlite3_column_int64 (stmt, 8);
-      row->upload = sqlite3_column_int (stmt, 9);
-      row->attempts = sqlite3_column_int (stmt, 10);
-      row->next_attempt = sqlite3_column_int64 (stmt, 11);
-      row->sent = sqlite3_column_int64 (stmt, 12);
-      row->last_error = column_strdup (stmt, 13);
-      row->tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
-    }
+    row = row_from_statement (stmt);
   sqlite3_finalize (stmt);
 
   if (row == NULL)

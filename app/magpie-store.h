@@ -69,5 +69,7 @@ gboolean     magpie_store_exec       (sqlite3             *db,
 MagpieStoreRow *magpie_store_read_row (sqlite3            *db,
                                        gint64              id,
                                        GError            **error);
+GPtrArray      *magpie_store_read_all_rows (sqlite3       *db,
+                                            GError       **error);
 
 G_END_DECLS

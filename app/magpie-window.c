@@ -7,6 +7,7 @@
 
 #include <glib/gi18n.h>
 
+#include "magpie-draw-page.h"
 #include "magpie-gallery-page.h"
 
 struct _MagpieWindow {
@@ -22,6 +23,7 @@ struct _MagpieWindow {
   AdwToastOverlay       *toast_overlay;
   GtkImage              *connection_image;
   MagpieGalleryPage     *gallery_page;
+  MagpieDrawPage        *draw_page;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieWindow, magpie_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -130,6 +132,7 @@ magpie_window_constructed (GObject *object)
 
   g_assert (MAGPIE_IS_CONNECTION (self->connection));
   magpie_gallery_page_set_library (self->gallery_page, self->library);
+
   g_signal_connect_object (self->connection, "notify::state",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->connection, "notify::server-url",
@@ -249,6 +252,13 @@ magpie_window_import (MagpieWindow  *self,
   magpie_gallery_page_import (self->gallery_page, files, n_files);
 }
 
+MagpieDrawPage *
+magpie_window_get_draw_page (MagpieWindow *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_WINDOW (self), NULL);
+  return self->draw_page;
+}
+
 MagpieGalleryPage *
 magpie_window_get_gallery_page (MagpieWindow *self)
 {
@@ -287,6 +297,7 @@ magpie_window_class_init (MagpieWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, connection_image);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, gallery_page);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, draw_page);
 
   gtk_widget_class_install_action (widget_class, "window.add-photos", NULL, add_photos_action_cb);
   gtk_widget_class_install_action (widget_class, "window.search", NULL, search_action_cb);
@@ -297,6 +308,7 @@ static void
 magpie_window_init (MagpieWindow *self)
 {
   g_type_ensure (MAGPIE_TYPE_GALLERY_PAGE);
+  g_type_ensure (MAGPIE_TYPE_DRAW_PAGE);
   gtk_widget_init_template (GTK_WIDGET (self));
 
   self->settings = g_settings_new (APPLICATION_ID);
@@ -310,11 +322,15 @@ magpie_window_init (MagpieWindow *self)
 MagpieWindow *
 magpie_window_new (MagpieApplication *application)
 {
+  MagpieWindow *self;
+
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (application), NULL);
 
-  return g_object_new (MAGPIE_TYPE_WINDOW,
+  self = g_object_new (MAGPIE_TYPE_WINDOW,
                        "application", application,
                        "connection", magpie_application_get_connection (application),
                        "library", magpie_application_get_library (application),
                        NULL);
+  magpie_draw_page_set_digits (self->draw_page, magpie_application_get_digits (application));
+  return self;
 }

@@ -4,6 +4,7 @@
 #include <adwaita.h>
 
 #include "magpie-application.h"
+#include "magpie-draw-page.h"
 #include "magpie-gallery-page.h"
 
 G_BEGIN_DECLS
@@ -17,5 +18,6 @@ void               magpie_window_import           (MagpieWindow       *self,
                                                    GFile             **files,
                                                    guint               n_files);
 MagpieGalleryPage *magpie_window_get_gallery_page (MagpieWindow       *self);
+MagpieDrawPage    *magpie_window_get_draw_page    (MagpieWindow       *self);
 
 G_END_DECLS

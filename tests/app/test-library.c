@@ -664,6 +664,56 @@ test_tagger (Fixture       *f,
   g_assert_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL);
 }
 
+/* A library of 5,000 photos loads in well under the second the window has to become
+ * interactive in (and off the main thread besides). */
+static void
+test_load_large (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(MagpieLibrary) library = NULL;
+  g_autofree char *db_path = g_build_filename (f->data_dir, "library.sqlite", NULL);
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gint64 start;
+  double seconds;
+
+  library = magpie_library_new (f->data_dir, f->cache_dir);
+  load (library);
+  magpie_library_sync (library);
+  g_clear_object (&library);
+
+  g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "BEGIN", NULL, NULL, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "INSERT INTO photos (source, name, sha256, extension, "
+                                       "size, width, height, imported, upload) VALUES "
+                                       "('file:///x', ?, ?, 'jpg', 1000, 640, 480, ?, 1)",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  for (int i = 0; i < 5000; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("photo-%04d.jpg", i);
+      g_autofree char *sha = g_compute_checksum_for_string (G_CHECKSUM_SHA256, name, -1);
+
+      sqlite3_reset (stmt);
+      sqlite3_bind_text (stmt, 1, name, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text (stmt, 2, sha, -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64 (stmt, 3, 1700000000 + i);
+      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+    }
+  sqlite3_finalize (stmt);
+  g_assert_cmpint (sqlite3_exec (db, "INSERT INTO tags SELECT id, 'cat', 0.9, 1 FROM photos",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  library = magpie_library_new (f->data_dir, f->cache_dir);
+  start = g_get_monotonic_time ();
+  load (library);
+  seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+  g_test_message ("5000 photos with tags loaded in %.3f s", seconds);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, 5000);
+  g_assert_cmpfloat (seconds, <, 1.0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -683,6 +733,8 @@ main (int   argc,
   g_test_add ("/app/library/resume-import", Fixture, NULL, fixture_setup, test_resume_import,
               fixture_teardown);
   g_test_add ("/app/library/delete", Fixture, NULL, fixture_setup, test_delete,
+              fixture_teardown);
+  g_test_add ("/app/library/load-5000", Fixture, NULL, fixture_setup, test_load_large,
               fixture_teardown);
   g_test_add ("/app/library/thumbnail", Fixture, NULL, fixture_setup, test_thumbnail,
               fixture_teardown);

@@ -127,6 +127,28 @@ test_invalid_not_saved (Fixture       *f,
   assert_saved_url (f, "http://[::1]:8080");
 }
 
+static void
+test_threshold (Fixture       *f,
+                gconstpointer  data)
+{
+  GtkAdjustment *adjustment;
+
+  adjustment = GTK_ADJUSTMENT (gtk_widget_get_template_child (GTK_WIDGET (f->window),
+                                                              MAGPIE_TYPE_PREFERENCES_WINDOW,
+                                                              "threshold_adjustment"));
+  g_assert_nonnull (adjustment);
+  /* The key holds a fraction, the row shows percent, both ways. */
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (adjustment),
+                                  g_settings_get_double (f->settings, "tag-threshold") * 100.0,
+                                  1e-9);
+  gtk_adjustment_set_value (adjustment, 35.0);
+  g_assert_cmpfloat_with_epsilon (g_settings_get_double (f->settings, "tag-threshold"), 0.35,
+                                  1e-9);
+  g_settings_set_double (f->settings, "tag-threshold", 0.6);
+  g_assert_cmpfloat_with_epsilon (gtk_adjustment_get_value (adjustment), 60.0, 1e-9);
+  g_settings_reset (f->settings, "tag-threshold");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -146,6 +168,9 @@ main (int   argc,
               fixture_set_up, test_writes_setting, fixture_tear_down);
   g_test_add ("/app/preferences/invalid-not-saved", Fixture, NULL,
               fixture_set_up, test_invalid_not_saved, fixture_tear_down);
+
+  g_test_add ("/app/preferences/threshold", Fixture, NULL,
+              fixture_set_up, test_threshold, fixture_tear_down);
 
   status = g_test_run ();
   mp_test_rm_rf (home);

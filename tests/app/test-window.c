@@ -37,7 +37,7 @@ test_pages (void)
   GType types[2];
 
   types[0] = MAGPIE_TYPE_GALLERY_PAGE;
-  types[1] = ADW_TYPE_STATUS_PAGE;
+  types[1] = MAGPIE_TYPE_DRAW_PAGE;
   stack = ADW_VIEW_STACK (gtk_widget_get_template_child (GTK_WIDGET (window), MAGPIE_TYPE_WINDOW,
                                                          "stack"));
   g_assert_nonnull (stack);
