@@ -129,6 +129,8 @@ set_tiles_threshold (GtkWidget *widget,
 static void
 search_changed_cb (MagpieGalleryPage *self)
 {
+  if (self->filter == NULL)
+    return;
   gtk_filter_changed (GTK_FILTER (self->filter), GTK_FILTER_CHANGE_DIFFERENT);
   /* Tiles already on screen are not bound again: tell them the new threshold. */
   set_tiles_threshold (GTK_WIDGET (self->grid), threshold (self));
@@ -864,6 +866,16 @@ magpie_gallery_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_cancellable_cancel (self->preview_cancellable);
+  /* The grid may hold the filter model a while longer: it must not call back into a page
+   * that is gone, nor follow the library. */
+  if (self->filter != NULL)
+    gtk_custom_filter_set_filter_func (self->filter, NULL, NULL, NULL);
+  if (self->filtered != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->filtered, self);
+      gtk_filter_list_model_set_model (self->filtered, NULL);
+    }
+  self->filter = NULL;
   if (self->shown_photo != NULL)
     g_signal_handlers_disconnect_by_data (self->shown_photo, self);
   g_clear_object (&self->shown_photo);
