@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
@@ -256,4 +257,40 @@ mp_test_shared_data (const char *relative)
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
   return g_steal_pointer (&path);
+}
+
+char *
+mp_test_photo_model (const char *dir)
+{
+  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
+  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
+  g_autofree char *model = NULL;
+  g_autofree char *sidecar = NULL;
+  g_autofree char *json = NULL;
+
+  if (squeezenet == NULL || synset == NULL)
+    return NULL;
+  model = g_build_filename (dir, "photos.onnx", NULL);
+  sidecar = g_build_filename (dir, "photos.json", NULL);
+  json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
+                          "\"mean\": [104, 117, 123], \"labels\": \"%s\"}", synset);
+  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
+  g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
+  return g_steal_pointer (&model);
+}
+
+double
+mp_test_metric (SoupSession *session,
+                const char  *url,
+                const char  *series)
+{
+  g_autofree char *metrics_url = g_strconcat (url, "/metrics", NULL);
+  guint status = 0;
+  g_autofree char *text = mp_test_http_text (session, "GET", metrics_url, &status);
+  g_autofree char *needle = g_strconcat ("\n", series, " ", NULL);
+  const char *at;
+
+  g_assert_cmpuint (status, ==, 200);
+  at = strstr (text, needle);
+  return at ? g_ascii_strtod (at + strlen (needle), NULL) : -1;
 }

@@ -108,29 +108,19 @@ new_token (Fixture *f)
 static gboolean
 fixture_setup (Fixture *f, gboolean with_models)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
   g_autofree char *mnist = mp_test_shared_data ("models/mnist-8.onnx");
   g_autoptr(GError) error = NULL;
 
   memset (f, 0, sizeof *f);
-  if (squeezenet == NULL || synset == NULL || mnist == NULL)
-    return FALSE;
   f->model_dir = mp_test_make_tmpdir ("magpie-predict-models");
-  if (with_models)
+  f->photo_model = mp_test_photo_model (f->model_dir);
+  f->digit_model = g_strdup (mnist);
+  if (f->photo_model == NULL || mnist == NULL)
+    return FALSE;
+  if (!with_models)
     {
-      g_autofree char *sidecar = g_build_filename (f->model_dir, "photos.json", NULL);
-      g_autofree char *json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                                               "\"mean\": [104, 117, 123], \"labels\": \"%s\"}",
-                                               synset);
-
-      f->photo_model = g_build_filename (f->model_dir, "photos.onnx", NULL);
-      g_assert_cmpint (symlink (squeezenet, f->photo_model), ==, 0);
-      g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
-      f->digit_model = g_strdup (mnist);
-    }
-  else
-    {
+      g_free (f->photo_model);
+      g_free (f->digit_model);
       /* named but absent, so a photos.onnx landing in the tree cannot change the answer */
       f->photo_model = g_build_filename (f->model_dir, "absent.onnx", NULL);
       f->digit_model = g_build_filename (f->model_dir, "absent-digits.onnx", NULL);
@@ -363,6 +353,7 @@ test_models (void)
 
   if (!fixture_setup (&f, TRUE))
     {
+      fixture_teardown (&f);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet or mnist-8");
       return;
     }
@@ -422,6 +413,7 @@ test_no_model (void)
 
   if (!fixture_setup (&f, FALSE))
     {
+      fixture_teardown (&f);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet or mnist-8");
       return;
     }

@@ -26,28 +26,23 @@ typedef struct {
 static gboolean
 fixture_setup (Fixture *f, guint min, guint max, guint target, guint cooldown_ms)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
   g_autofree char *mnist = mp_test_shared_data ("models/mnist-8.onnx");
   g_autofree char *model = NULL;
-  g_autofree char *sidecar = NULL;
-  g_autofree char *json = NULL;
   g_autofree char *catalog = NULL;
   g_autofree char *store = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(SrvIdentity) identity = NULL;
   const char *buckets[] = { BUCKET, NULL };
 
-  if (squeezenet == NULL || synset == NULL || mnist == NULL)
-    return FALSE;
   memset (f, 0, sizeof *f);
   f->dir = mp_test_make_tmpdir ("magpie-workers");
-  model = g_build_filename (f->dir, "photos.onnx", NULL);
-  sidecar = g_build_filename (f->dir, "photos.json", NULL);
-  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
-  json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                          "\"mean\": [104, 117, 123], \"labels\": \"%s\"}", synset);
-  g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
+  model = mp_test_photo_model (f->dir);
+  if (model == NULL || mnist == NULL)
+    {
+      mp_test_rm_rf (f->dir);
+      g_free (f->dir);
+      return FALSE;
+    }
 
   f->config = srv_config_new ();
   f->config->data_dir = g_strdup (f->dir);
