@@ -268,14 +268,27 @@ magpie_application_startup (GApplication *application)
   setup_digits (self);
 }
 
+/* Stops the model threads (dropping queued work) and waits until every change asked of the
+ * library is on disk: after this the process can exit with nothing half done. */
+void
+magpie_application_stop_workers (MagpieApplication *self)
+{
+  g_return_if_fail (MAGPIE_IS_APPLICATION (self));
+
+  if (self->digits != NULL)
+    magpie_digits_close (self->digits);
+  if (self->library != NULL)
+    {
+      if (magpie_library_get_tagger (self->library) != NULL)
+        magpie_tagger_close (magpie_library_get_tagger (self->library));
+      magpie_library_sync (self->library);
+    }
+}
+
 static void
 magpie_application_shutdown (GApplication *application)
 {
-  MagpieApplication *self = MAGPIE_APPLICATION (application);
-
-  /* Changes still queued (a tag, a deletion) reach the disk before the process ends. */
-  if (self->library != NULL)
-    magpie_library_sync (self->library);
+  magpie_application_stop_workers (MAGPIE_APPLICATION (application));
 
   G_APPLICATION_CLASS (magpie_application_parent_class)->shutdown (application);
 }

@@ -17,5 +17,6 @@ MagpieApplication *magpie_application_new            (void);
 MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
 MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
 MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
+void               magpie_application_stop_workers   (MagpieApplication *self);
 
 G_END_DECLS

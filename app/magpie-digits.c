@@ -29,7 +29,8 @@ struct _MagpieDigits {
   GObject      parent_instance;
 
   char        *model_path;
-  GThreadPool *pool;
+  GThreadPool *pool;          /* NULL once closed */
+  gint         closed;        /* atomic: queued work is dropped */
   /* only touched on the pool's thread */
   NnModel     *model;
   float        scale;
@@ -286,6 +287,12 @@ predict_worker (gpointer data,
   gint64 start;
   double max = -INFINITY, sum = 0.0;
 
+  if (g_atomic_int_get (&self->closed) || g_task_return_error_if_cancelled (task))
+    {
+      if (!g_task_had_error (task))
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "closed");
+      return;
+    }
   if (self->model == NULL && self->load_error == NULL && !digits_load (self, &self->load_error))
     g_warning ("Digits are not recognised: %s", self->load_error->message);
   if (self->load_error != NULL)
@@ -349,7 +356,8 @@ magpie_digits_finalize (GObject *object)
 {
   MagpieDigits *self = MAGPIE_DIGITS (object);
 
-  g_thread_pool_free (self->pool, FALSE, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (self->pool, FALSE, TRUE);
   g_clear_pointer (&self->model, nn_model_free);
   g_clear_error (&self->load_error);
   g_free (self->model_path);
@@ -419,7 +427,25 @@ magpie_digits_predict_async (MagpieDigits        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, magpie_digits_predict_async);
   g_task_set_task_data (task, copy_strokes (strokes), (GDestroyNotify) g_ptr_array_unref);
+  if (self->pool == NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "closed");
+      g_object_unref (task);
+      return;
+    }
   g_thread_pool_push (self->pool, task, NULL);
+}
+
+/* Drops the work still queued (it finishes as cancelled) and waits for the running piece:
+ * the process may then exit without a thread still inside the model. */
+void
+magpie_digits_close (MagpieDigits *self)
+{
+  g_return_if_fail (MAGPIE_IS_DIGITS (self));
+
+  g_atomic_int_set (&self->closed, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (g_steal_pointer (&self->pool), FALSE, TRUE);
 }
 
 MagpieDigitsResult *

@@ -51,4 +51,6 @@ MagpieDigitsResult       *magpie_digits_predict_finish (MagpieDigits        *sel
                                                         GAsyncResult        *result,
                                                         GError             **error);
 
+void magpie_digits_close (MagpieDigits *self);
+
 G_END_DECLS

@@ -258,12 +258,28 @@ report_import (MagpieGalleryPage  *self,
     }
 }
 
+typedef struct {
+  MagpieGalleryPage *self;
+  GFile             *temporary;  /* a pasted image's file, removed once it is imported */
+} ImportCall;
+
+static void
+import_call_free (ImportCall *call)
+{
+  g_object_unref (call->self);
+  g_clear_object (&call->temporary);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ImportCall, import_call_free)
+
 static void
 imported_cb (GObject      *object,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  g_autoptr(MagpieGalleryPage) self = user_data;
+  g_autoptr(ImportCall) call = user_data;
+  MagpieGalleryPage *self = call->self;
   g_autoptr(MagpieImportResult) imported = NULL;
   g_autoptr(GError) error = NULL;
 
@@ -278,9 +294,31 @@ imported_cb (GObject      *object,
       add_toast (self, adw_toast_new (_("Could not add the photos")));
       return;
     }
+  /* The library has its own copy now (or refused it): the pasted file has done its job. */
+  if (call->temporary != NULL)
+    g_file_delete_async (call->temporary, G_PRIORITY_LOW, NULL, NULL, NULL);
   g_debug ("Imported %u, %u already there, %u refused, %u failed", imported->n_added,
            imported->n_duplicates, imported->refused->len, imported->failed->len);
   report_import (self, imported);
+}
+
+static void
+import_files (MagpieGalleryPage  *self,
+              GFile             **files,
+              guint               n_files,
+              GFile              *temporary)
+{
+  ImportCall *call;
+
+  if (n_files == 0)
+    return;
+  call = g_new0 (ImportCall, 1);
+  call->self = g_object_ref (self);
+  call->temporary = temporary != NULL ? g_object_ref (temporary) : NULL;
+  self->n_imports++;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_IMPORTS]);
+  magpie_library_import_async (self->library, files, n_files, self->cancellable, imported_cb,
+                               call);
 }
 
 /* The one way photos come in: dropped, pasted, chosen or named on the command line. */
@@ -292,12 +330,7 @@ magpie_gallery_page_import (MagpieGalleryPage  *self,
   g_return_if_fail (MAGPIE_IS_GALLERY_PAGE (self));
   g_return_if_fail (self->library != NULL);
 
-  if (n_files == 0)
-    return;
-  self->n_imports++;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_IMPORTS]);
-  magpie_library_import_async (self->library, files, n_files, self->cancellable, imported_cb,
-                               g_object_ref (self));
+  import_files (self, files, n_files, NULL);
 }
 
 /* Imports being worked on; 0 when every import has finished. */
@@ -443,7 +476,8 @@ texture_saved_cb (GObject      *object,
         }
       return;
     }
-  magpie_gallery_page_import (self, &file, 1);
+  if (self->library != NULL)
+    import_files (self, &file, 1, file);
 }
 
 static void

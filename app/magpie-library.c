@@ -292,6 +292,13 @@ magpie_library_get_thumbnail_dir (MagpieLibrary *self)
   return self->thumbnail_dir;
 }
 
+MagpieTagger *
+magpie_library_get_tagger (MagpieLibrary *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), NULL);
+  return self->tagger;
+}
+
 /* Waits until every change asked for so far is on disk: for quitting, and for tests. */
 void
 magpie_library_sync (MagpieLibrary *self)
@@ -399,10 +406,7 @@ set_tags_sql (sqlite3   *db,
   return GINT_TO_POINTER (1);
 
 fail:
-  g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-               "saving tags: %s", sqlite3_errmsg (db));
-  magpie_store_exec (db, "ROLLBACK", NULL);
-  return NULL;
+  return magpie_store_fail_transaction (db, "saving tags", error);
 }
 
 static void
@@ -454,7 +458,8 @@ tagged_cb (GObject      *object,
   tags = magpie_tagger_tag_finish (MAGPIE_TAGGER (object), result, &error);
   if (tags == NULL)
     {
-      if (!g_error_matches (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL))
+      if (!g_error_matches (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL) &&
+          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         g_warning ("Cannot tag %s on this device: %s", magpie_photo_get_name (photo),
                    error->message);
       return;

@@ -31,6 +31,7 @@ MagpieOutbox       *magpie_library_get_outbox        (MagpieLibrary       *self)
 const char         *magpie_library_get_thumbnail_dir (MagpieLibrary       *self);
 void                magpie_library_sync              (MagpieLibrary       *self);
 gboolean            magpie_library_get_loaded        (MagpieLibrary       *self);
+MagpieTagger       *magpie_library_get_tagger        (MagpieLibrary       *self);
 void                magpie_library_set_tagger        (MagpieLibrary       *self,
                                                       MagpieTagger        *tagger);
 void                magpie_library_load_async        (MagpieLibrary       *self,

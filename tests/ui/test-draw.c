@@ -204,23 +204,6 @@ show_draw_page (MagpieWindow **window_out)
 }
 
 static void
-take_screenshot (const char *name)
-{
-  g_autofree char *path = g_build_filename (screenshot_dir, name, NULL);
-  g_autofree char *command = g_strdup_printf ("import -window root '%s'", path);
-  g_autofree char *import = g_find_program_in_path ("import");
-  g_autoptr(GError) error = NULL;
-  int status = 0;
-
-  if (import == NULL)
-    return;
-  g_spawn_command_line_sync (command, NULL, NULL, &status, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-  g_test_message ("screenshot: %s", path);
-}
-
-static void
 test_digits (void)
 {
   MagpieDrawPage *page;
@@ -303,7 +286,7 @@ test_undo_clear_accessible (void)
   g_usleep (G_USEC_PER_SEC / 2);
   while (g_main_context_iteration (NULL, FALSE))
     ;
-  take_screenshot ("magpie-draw.png");
+  app_test_screenshot (screenshot_dir, "magpie-draw.png");
 }
 
 /* The bundled digits.onnx when data/models has it; until then the ONNX model zoo's MNIST
@@ -344,6 +327,8 @@ main (int   argc,
 
   status = g_test_run ();
   app_test_close_all ();
+  /* As at the end of g_application_run(): no model thread outlives main(). */
+  magpie_application_stop_workers (app);
   g_clear_object (&app);
   mp_test_rm_rf (home);
   g_free (screenshot_dir);
