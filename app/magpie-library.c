@@ -32,6 +32,7 @@ struct _MagpieLibrary {
   GPtrArray    *photos;   /* MagpiePhoto, newest first */
   GPtrArray    *removed;  /* MagpiePhoto removed but not yet purged */
   gboolean      loaded;
+  guint         n_pending; /* waiting or uploading */
 };
 
 static void magpie_library_list_model_init (GListModelInterface *iface);
@@ -44,6 +45,7 @@ enum {
   PROP_0,
   PROP_LOADED,
   PROP_N_ITEMS,
+  PROP_N_PENDING,
   N_PROPS
 };
 
@@ -90,6 +92,24 @@ magpie_library_list_model_init (GListModelInterface *iface)
   iface->get_item = magpie_library_get_item;
 }
 
+/* Photos not yet on the server: what the header's upload indicator counts. */
+static void
+update_pending (MagpieLibrary *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->photos->len; i++)
+    {
+      MagpiePhotoState state = magpie_photo_get_state (self->photos->pdata[i]);
+
+      n += state == MAGPIE_PHOTO_STATE_WAITING || state == MAGPIE_PHOTO_STATE_UPLOADING;
+    }
+  if (n == self->n_pending)
+    return;
+  self->n_pending = n;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PENDING]);
+}
+
 static void
 items_changed (MagpieLibrary *self,
                guint          position,
@@ -99,6 +119,7 @@ items_changed (MagpieLibrary *self,
   g_list_model_items_changed (G_LIST_MODEL (self), position, removed, added);
   if (removed != added)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_ITEMS]);
+  update_pending (self);
 }
 
 static void
@@ -146,6 +167,9 @@ magpie_library_get_property (GObject    *object,
     case PROP_N_ITEMS:
       g_value_set_uint (value, self->photos->len);
       break;
+    case PROP_N_PENDING:
+      g_value_set_uint (value, self->n_pending);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -165,6 +189,10 @@ magpie_library_class_init (MagpieLibraryClass *klass)
                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_N_ITEMS] =
     g_param_spec_uint ("n-items", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  properties[PROP_N_PENDING] =
+    g_param_spec_uint ("n-pending", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
@@ -253,6 +281,7 @@ outbox_entry_changed_cb (MagpieLibrary *self,
       magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_WAITING);
       break;
     }
+  update_pending (self);
 }
 
 /* The library keeps its photos in <data_dir>/photos and its database in <data_dir>;
@@ -305,6 +334,13 @@ magpie_library_sync (MagpieLibrary *self)
 {
   g_return_if_fail (MAGPIE_IS_LIBRARY (self));
   magpie_store_sync (self->store);
+}
+
+guint
+magpie_library_get_n_pending (MagpieLibrary *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), 0);
+  return self->n_pending;
 }
 
 gboolean

@@ -30,6 +30,7 @@ MagpieLibrary      *magpie_library_new               (const char          *data_
 MagpieOutbox       *magpie_library_get_outbox        (MagpieLibrary       *self);
 const char         *magpie_library_get_thumbnail_dir (MagpieLibrary       *self);
 void                magpie_library_sync              (MagpieLibrary       *self);
+guint               magpie_library_get_n_pending     (MagpieLibrary       *self);
 gboolean            magpie_library_get_loaded        (MagpieLibrary       *self);
 MagpieTagger       *magpie_library_get_tagger        (MagpieLibrary       *self);
 void                magpie_library_set_tagger        (MagpieLibrary       *self,

@@ -405,6 +405,7 @@ test_outbox_cycle (Fixture       *f,
     imported = import (library, paths);
   }
   g_assert_cmpuint (imported->n_added, ==, 2);
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 2);
   outbox = magpie_library_get_outbox (library);
 
   first = take (outbox, NULL);
@@ -442,6 +443,8 @@ test_outbox_cycle (Fixture       *f,
   photo = magpie_library_find (library, second->id);
   g_assert_cmpint (magpie_photo_get_state (photo), ==, MAGPIE_PHOTO_STATE_FAILED);
   g_assert_cmpstr (magpie_photo_get_failure_reason (photo), ==, "The server is busy");
+  /* Failed for good is not pending any more; the retried one still is. */
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 1);
 
   magpie_outbox_complete_async (outbox, first->id, NULL, store_result_cb, &result);
   done = magpie_outbox_update_finish (outbox, wait_result (&result), &error);
@@ -450,6 +453,7 @@ test_outbox_cycle (Fixture       *f,
   g_assert_cmpint (done->sent, ==, done->size);
   photo = magpie_library_find (library, first->id);
   g_assert_cmpint (magpie_photo_get_state (photo), ==, MAGPIE_PHOTO_STATE_TAGGING);
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 0);
 }
 
 /* An entry taken by a process that then died is due again at the next start. */

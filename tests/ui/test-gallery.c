@@ -184,6 +184,15 @@ test_drop_twenty (void)
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, N_PHOTOS);
 
+  /* The header counts what waits for the server. */
+  {
+    GtkWidget *indicator = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (window),
+                                                                      MAGPIE_TYPE_WINDOW,
+                                                                      "upload_indicator"));
+
+    g_assert_true (gtk_widget_get_visible (indicator));
+    g_assert_cmpstr (gtk_widget_get_tooltip_text (indicator), ==, "20 photos waiting to upload");
+  }
   g_assert_true (app_test_wait (tiles_shown, &wait, 60000));
   g_test_message ("20 tiles with thumbnails after %.2f s",
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
