@@ -10,12 +10,14 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_magpied import Server  # noqa: E402
 
 BUCKET = "magpie"
 CLIENTS = ["/usr/bin/aws", "/usr/bin/rclone", "/usr/bin/s3cmd", "/usr/bin/curl"]
@@ -48,36 +50,6 @@ try:
     from boto3.s3.transfer import TransferConfig
 except ImportError:
     skip("python3-boto3 is not installed (tools/deps.sh installs it)")
-
-
-class Server:
-    def __init__(self, magpied, tmp):
-        self.data_dir = os.path.join(tmp, "data")
-        self.log_path = os.path.join(tmp, "magpied.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([magpied, "--listen", "127.0.0.1:0", "--data-dir",
-                                      self.data_dir], stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = None
-        deadline = time.time() + 20
-        while time.time() < deadline and self.url is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError("magpied exited: " + open(self.log_path).read())
-            for line in open(self.log_path):
-                if "msg=listening" in line:
-                    self.url = line.split(" url=")[1].split()[0]
-            time.sleep(0.05)
-        if self.url is None:
-            raise RuntimeError("magpied did not announce its URL")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def post_json(url, body):
@@ -503,8 +475,7 @@ def main():
         if server is not None:
             server.stop()
             if failures or not ok:
-                sys.stdout.write("--- magpied log (tail)\n" +
-                                 "".join(open(server.log_path).readlines()[-40:]))
+                sys.stdout.write("--- magpied log (tail)\n" + server.log_tail())
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("%d check(s) failed" % len(failures))
