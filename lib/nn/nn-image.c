@@ -24,6 +24,7 @@ nn_image_config_free (NnImageConfig *cfg)
   if (!cfg)
     return;
   g_free (cfg->labels);
+  g_strfreev (cfg->label_names);
   g_free (cfg);
 }
 
@@ -117,7 +118,34 @@ nn_image_config_load (NnImageConfig *cfg, const char *json_path, GError **error)
   if ((s = json_object_get_string_member_with_default (o, "layout", NULL)))
     cfg->nhwc = g_ascii_strcasecmp (s, "NHWC") == 0;
   cfg->grayscale = json_object_get_boolean_member_with_default (o, "grayscale", FALSE);
-  if ((s = json_object_get_string_member_with_default (o, "labels", NULL)))
+  n = json_object_get_member (o, "labels");
+  if (n && JSON_NODE_HOLDS_ARRAY (n))
+    {
+      JsonArray *a = json_node_get_array (n);
+      guint len = json_array_get_length (a);
+
+      g_strfreev (cfg->label_names);
+      cfg->label_names = g_new0 (char *, len + 1);
+      for (guint i = 0; i < len; i++)
+        {
+          JsonNode *e = json_array_get_element (a, i);
+
+          if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+            {
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "%s: labels must be a file name or a list of strings", json_path);
+              return FALSE;
+            }
+          cfg->label_names[i] = g_strdup (json_node_get_string (e));
+        }
+    }
+  else if (n && (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s: labels must be a file name or a list of strings", json_path);
+      return FALSE;
+    }
+  else if ((s = json_object_get_string_member_with_default (o, "labels", NULL)))
     {
       g_autofree char *dir = g_path_get_dirname (json_path);
 
@@ -341,12 +369,12 @@ nn_image_from_pixbuf (const NnImageConfig *cfg, GdkPixbuf *pixbuf)
   return t;
 }
 
-NnTensor *
-nn_image_load (const NnImageConfig *cfg, const char *path, GError **error)
+static NnTensor *
+load_image (const NnImageConfig *cfg, const char *path, gboolean scaled, GError **error)
 {
   g_autoptr(GdkPixbuf) pixbuf = NULL;
   g_autoptr(GdkPixbuf) oriented = NULL;
-  int w = 0, h = 0;
+  int w = 0, h = 0, want;
 
   if (cfg->width <= 0 || cfg->height <= 0)
     {
@@ -367,7 +395,14 @@ nn_image_load (const NnImageConfig *cfg, const char *path, GError **error)
                    path, w, h, NN_IMAGE_MAX_PIXELS);
       return NULL;
     }
-  pixbuf = gdk_pixbuf_new_from_file (path, error);
+  /* the shorter side at twice what the resize (or the input) needs keeps the antialiased
+   * resize meaningful; the aspect ratio is kept */
+  want = 2 * MAX (cfg->resize, MAX (cfg->width, cfg->height));
+  if (scaled && MIN (w, h) > want)
+    pixbuf = gdk_pixbuf_new_from_file_at_scale (path, w <= h ? want : -1, w <= h ? -1 : want,
+                                                TRUE, error);
+  else
+    pixbuf = gdk_pixbuf_new_from_file (path, error);
   if (!pixbuf)
     return NULL;
   /* camera photos carry their rotation in EXIF */
@@ -379,6 +414,18 @@ nn_image_load (const NnImageConfig *cfg, const char *path, GError **error)
       return NULL;
     }
   return nn_image_from_pixbuf (cfg, oriented);
+}
+
+NnTensor *
+nn_image_load (const NnImageConfig *cfg, const char *path, GError **error)
+{
+  return load_image (cfg, path, FALSE, error);
+}
+
+NnTensor *
+nn_image_load_scaled (const NnImageConfig *cfg, const char *path, GError **error)
+{
+  return load_image (cfg, path, TRUE, error);
 }
 
 GStrv

@@ -5,6 +5,9 @@
  *     "mean": [104, 117, 123], "std": [1, 1, 1], "scale": 1.0,
  *     "layout": "NCHW", "grayscale": false, "labels": "synset.txt" }
  *
+ * "labels" is a file with one label per line, or the list itself (["cat", "dog"]). Other
+ * members are ignored here (magpie-train records how the model was made in "training").
+ *
  * Pixels go 0..255 -> (v * scale - mean[c]) / std[c], in the channel order given. Resizing
  * reproduces Pillow's bilinear resize (antialiased when shrinking, 8-bit between passes), so
  * results match Python pipelines built on PIL and torchvision.
@@ -27,6 +30,7 @@ typedef struct {
   gboolean nhwc;
   gboolean grayscale;
   char    *labels;         /* absolute path, or NULL */
+  GStrv    label_names;    /* "labels" given inline as a list, or NULL */
 } NnImageConfig;
 
 /* Decoding limit: larger images are refused before they are decoded. */
@@ -55,6 +59,12 @@ void           nn_image_preprocess_rgb    (const NnImageConfig *cfg,
 /* Decodes @path (refusing images over NN_IMAGE_MAX_PIXELS) into a (1,C,H,W) or
  * (1,H,W,C) float tensor. */
 NnTensor      *nn_image_load              (const NnImageConfig *cfg,
+                                           const char          *path,
+                                           GError             **error);
+/* As nn_image_load(), but a large JPEG is decoded at a fraction of its size (1/2 .. 1/8 in
+ * the DCT, still at least twice the model's input) before the resize: most of the time to
+ * tag a photo is otherwise spent decoding pixels the model never sees. */
+NnTensor      *nn_image_load_scaled       (const NnImageConfig *cfg,
                                            const char          *path,
                                            GError             **error);
 NnTensor      *nn_image_from_pixbuf       (const NnImageConfig *cfg,

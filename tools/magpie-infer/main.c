@@ -255,6 +255,8 @@ main (int argc, char **argv)
       g_printerr ("magpie-infer: cannot read labels: %s\n", error->message);
       return EXIT_BAD_INPUT;
     }
+  if (!labels && cfg->label_names)
+    labels = g_strdupv (cfg->label_names);
   if (nn_model_get_n_inputs (model) != 1)
     {
       g_printerr ("magpie-infer: the model takes %u inputs; magpie-infer feeds one\n",
