@@ -129,6 +129,8 @@ set_tiles_threshold (GtkWidget *widget,
 static void
 search_changed_cb (MagpieGalleryPage *self)
 {
+  if (self->filter == NULL)
+    return;
   gtk_filter_changed (GTK_FILTER (self->filter), GTK_FILTER_CHANGE_DIFFERENT);
   /* Tiles already on screen are not bound again: tell them the new threshold. */
   set_tiles_threshold (GTK_WIDGET (self->grid), threshold (self));
@@ -428,7 +430,6 @@ save_texture_thread (GTask        *task,
                      GCancellable *cancellable)
 {
   GdkTexture *texture = task_data;
-  MagpieGalleryPage *self = source_object;
   g_autoptr(GBytes) png = gdk_texture_save_to_png_bytes (texture);
   g_autofree char *dir = g_build_filename (g_get_user_data_dir (), "magpie", "incoming", NULL);
   g_autoptr(GDateTime) now = g_date_time_new_now_local ();
@@ -438,7 +439,6 @@ save_texture_thread (GTask        *task,
   g_autofree char *path = g_build_filename (dir, name, NULL);
   GError *error = NULL;
 
-  (void) self;
   if (g_mkdir_with_parents (dir, 0700) != 0)
     {
       int errsv = errno;
@@ -864,6 +864,16 @@ magpie_gallery_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_cancellable_cancel (self->preview_cancellable);
+  /* The grid may hold the filter model a while longer: it must not call back into a page
+   * that is gone, nor follow the library. */
+  if (self->filter != NULL)
+    gtk_custom_filter_set_filter_func (self->filter, NULL, NULL, NULL);
+  if (self->filtered != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->filtered, self);
+      gtk_filter_list_model_set_model (self->filtered, NULL);
+    }
+  self->filter = NULL;
   if (self->shown_photo != NULL)
     g_signal_handlers_disconnect_by_data (self->shown_photo, self);
   g_clear_object (&self->shown_photo);
@@ -999,6 +1009,9 @@ magpie_gallery_page_init (MagpieGalleryPage *self)
   g_signal_connect (factory, "unbind", G_CALLBACK (unbind_tile_cb), self);
   gtk_grid_view_set_factory (self->grid, factory);
   g_object_unref (factory);
+
+  /* Typing in the gallery starts a search by tag. */
+  gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
 
   self->drop_target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
   g_signal_connect (self->drop_target, "drop", G_CALLBACK (drop_cb), self);

@@ -481,13 +481,27 @@ magpie_library_set_tags (MagpieLibrary   *self,
                           NULL, NULL, store_done_cb, NULL);
 }
 
+typedef struct {
+  MagpieLibrary *library;
+  MagpiePhoto   *photo;
+} TagCall;
+
+static void
+tag_call_free (TagCall *call)
+{
+  g_object_unref (call->library);
+  g_object_unref (call->photo);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TagCall, tag_call_free)
+
 static void
 tagged_cb (GObject      *object,
            GAsyncResult *result,
            gpointer      user_data)
 {
-  g_autoptr(MagpiePhoto) photo = user_data;
-  g_autoptr(MagpieLibrary) self = g_object_steal_data (G_OBJECT (photo), "magpie-library");
+  g_autoptr(TagCall) call = user_data;
   g_autoptr(GPtrArray) tags = NULL;
   g_autoptr(GError) error = NULL;
 
@@ -496,24 +510,27 @@ tagged_cb (GObject      *object,
     {
       if (!g_error_matches (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL) &&
           !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_warning ("Cannot tag %s on this device: %s", magpie_photo_get_name (photo),
+        g_warning ("Cannot tag %s on this device: %s", magpie_photo_get_name (call->photo),
                    error->message);
       return;
     }
-  if (self->store != NULL && tags->len > 0)
-    magpie_library_set_tags (self, photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
+  /* Not after the library was disposed (its store is gone then). */
+  if (call->library->store != NULL && tags->len > 0)
+    magpie_library_set_tags (call->library, call->photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
 }
 
 static void
 tag_locally (MagpieLibrary *self,
              MagpiePhoto   *photo)
 {
+  TagCall *call;
+
   if (self->tagger == NULL)
     return;
-  g_object_set_data_full (G_OBJECT (photo), "magpie-library", g_object_ref (self),
-                          g_object_unref);
-  magpie_tagger_tag_async (self->tagger, magpie_photo_get_file (photo), NULL, tagged_cb,
-                           g_object_ref (photo));
+  call = g_new0 (TagCall, 1);
+  call->library = g_object_ref (self);
+  call->photo = g_object_ref (photo);
+  magpie_tagger_tag_async (self->tagger, magpie_photo_get_file (photo), NULL, tagged_cb, call);
 }
 
 /* Load ------------------------------------------------------------------------------------ */
