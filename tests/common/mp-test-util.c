@@ -10,6 +10,7 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,6 +80,13 @@ find_listening_url (const char *log)
   return g_strndup (url, end - url);
 }
 
+/* A failed assertion aborts the test before its cleanup runs; the server must not outlive it. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
  * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
  * server exits or does not announce itself in time. */
@@ -112,6 +120,7 @@ mp_test_server_start (const char  *data_dir,
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
   g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   server->process = g_subprocess_launcher_spawnv (launcher,
                                                   (const char * const *) argv->pdata, error);
   if (server->process == NULL)
