@@ -22,6 +22,10 @@ struct _MagpieApplication {
   MagpieConnection *connection;
   MagpieLibrary    *library;
   MagpieDigits     *digits;
+  SoupSession      *session;
+  MagpieIdentity   *identity;
+  MagpieCredentials *credentials;
+  MagpieUploader   *uploader;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -238,6 +242,18 @@ setup_digits (MagpieApplication *self)
     g_info ("No digit model found; the Draw page says so");
 }
 
+/* Uploads start by themselves whenever the server is reachable; nothing here waits for it. */
+static void
+setup_uploads (MagpieApplication *self)
+{
+  self->session = soup_session_new_with_options ("user-agent", "magpie/" PACKAGE_VERSION,
+                                                 NULL);
+  self->identity = magpie_identity_new (self->session);
+  self->credentials = magpie_credentials_new (self->session, self->identity);
+  self->uploader = magpie_uploader_new (self->session, self->library, self->connection,
+                                        self->credentials);
+}
+
 static void
 magpie_application_startup (GApplication *application)
 {
@@ -266,6 +282,7 @@ magpie_application_startup (GApplication *application)
 
   setup_library (self);
   setup_digits (self);
+  setup_uploads (self);
 }
 
 /* Stops the model threads (dropping queued work) and waits until every change asked of the
@@ -300,6 +317,10 @@ magpie_application_dispose (GObject *object)
 
   if (self->connection != NULL)
     g_settings_unbind (self->connection, "server-url");
+  g_clear_object (&self->uploader);
+  g_clear_object (&self->credentials);
+  g_clear_object (&self->identity);
+  g_clear_object (&self->session);
   g_clear_object (&self->connection);
   g_clear_object (&self->library);
   g_clear_object (&self->digits);
@@ -383,4 +404,22 @@ magpie_application_get_digits (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->digits;
+}
+
+/* Who this installation is to the server, NULL before start-up. */
+MagpieIdentity *
+magpie_application_get_identity (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->identity;
+}
+
+/* What sends the outbox to the server, NULL before start-up. */
+MagpieUploader *
+magpie_application_get_uploader (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->uploader;
 }

@@ -1096,3 +1096,75 @@ magpie_library_import_finish (MagpieLibrary  *self,
   job = g_task_get_task_data (G_TASK (result));
   return g_steal_pointer (&job->result);
 }
+
+/* The photo with these bytes, or NULL. */
+MagpiePhoto *
+magpie_library_find_by_sha256 (MagpieLibrary *self,
+                               const char    *sha256)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), NULL);
+
+  if (sha256 == NULL)
+    return NULL;
+  for (guint i = 0; i < self->photos->len; i++)
+    if (g_strcmp0 (magpie_photo_get_sha256 (self->photos->pdata[i]), sha256) == 0)
+      return self->photos->pdata[i];
+  return NULL;
+}
+
+/* Shows what the server says about a photo (its photo JSON, from POST /v1/photos, GET
+ * /v1/photos or an event): the server's tags replace local ones once it has tagged it.
+ * Returns whether the photo is in this library. */
+gboolean
+magpie_library_apply_server_photo (MagpieLibrary *self,
+                                   JsonNode      *node)
+{
+  JsonObject *object;
+  MagpiePhoto *photo;
+  const char *state;
+  g_autoptr(GPtrArray) tags = NULL;
+
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), FALSE);
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return FALSE;
+  object = json_node_get_object (node);
+  photo = magpie_library_find_by_sha256 (self, json_object_get_string_member_with_default (
+                                                 object, "sha256", NULL));
+  if (photo == NULL)
+    return FALSE;
+  state = json_object_get_string_member_with_default (object, "state", "");
+  if (g_str_equal (state, "failed"))
+    {
+      magpie_photo_set_failed (photo, json_object_get_string_member_with_default (
+                                        object, "error", _("The server could not tag it")));
+      return TRUE;
+    }
+  if (!g_str_equal (state, "tagged") || !json_object_has_member (object, "tags") ||
+      !JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "tags")))
+    return TRUE;
+
+  tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
+  {
+    JsonArray *array = json_object_get_array_member (object, "tags");
+
+    for (guint i = 0; i < json_array_get_length (array); i++)
+      {
+        JsonNode *element = json_array_get_element (array, i);
+        JsonObject *tag;
+
+        if (!JSON_NODE_HOLDS_OBJECT (element))
+          continue;
+        tag = json_node_get_object (element);
+        if (json_object_get_string_member_with_default (tag, "label", NULL) == NULL)
+          continue;
+        g_ptr_array_add (tags, magpie_tag_new (json_object_get_string_member (tag, "label"),
+                                               json_object_get_double_member_with_default (
+                                                 tag, "confidence", 0.0),
+                                               MAGPIE_TAG_SOURCE_SERVER));
+      }
+  }
+  magpie_library_set_tags (self, photo, tags, MAGPIE_TAG_SOURCE_SERVER);
+  magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGED);
+  return TRUE;
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #include "magpie-outbox.h"
 #include "magpie-photo.h"
@@ -63,5 +64,9 @@ void                magpie_library_set_tags          (MagpieLibrary       *self,
                                                       MagpiePhoto         *photo,
                                                       GPtrArray           *tags,
                                                       MagpieTagSource      source);
+MagpiePhoto        *magpie_library_find_by_sha256    (MagpieLibrary       *self,
+                                                      const char          *sha256);
+gboolean            magpie_library_apply_server_photo (MagpieLibrary      *self,
+                                                       JsonNode           *node);
 
 G_END_DECLS

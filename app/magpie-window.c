@@ -144,9 +144,18 @@ magpie_window_close_request (GtkWindow *window)
 }
 
 static void
+keyring_unavailable_cb (MagpieWindow *self)
+{
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new (_("No keyring available: this computer’s Magpie "
+                                                "identity is kept only until you quit")));
+}
+
+static void
 magpie_window_constructed (GObject *object)
 {
   MagpieWindow *self = MAGPIE_WINDOW (object);
+  GApplication *app = g_application_get_default ();
 
   G_OBJECT_CLASS (magpie_window_parent_class)->constructed (object);
 
@@ -166,6 +175,11 @@ magpie_window_constructed (GObject *object)
   g_signal_connect_object (self->connection, "notify::server-version",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   update_connection_indicator (self);
+
+  if (MAGPIE_IS_APPLICATION (app) && magpie_application_get_identity (MAGPIE_APPLICATION (app)))
+    g_signal_connect_object (magpie_application_get_identity (MAGPIE_APPLICATION (app)),
+                             "keyring-unavailable", G_CALLBACK (keyring_unavailable_cb), self,
+                             G_CONNECT_SWAPPED);
 }
 
 static void
