@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "magpie-photo-tile.h"
+#include "nn-labels.h"
 
 /* A preview larger than any screen it is shown on only costs memory. */
 #define MAGPIE_PREVIEW_SIZE 2048
@@ -645,7 +646,8 @@ update_photo_details (MagpieGalleryPage *self)
       subtitle = g_strdup_printf ("%s · %s", percent,
                                   tag->source == MAGPIE_TAG_SOURCE_LOCAL
                                   ? _("on this device") : _("from the server"));
-      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), tag->label);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row),
+                                     nn_label_display_name (tag->label));
       adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
       gtk_level_bar_set_value (GTK_LEVEL_BAR (bar), tag->confidence);
       gtk_widget_set_size_request (bar, 60, -1);

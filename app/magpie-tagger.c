@@ -1,9 +1,10 @@
 /* magpie-tagger.c - tags photos on this device with the bundled photo model
  *
- * The model (ONNX, with its JSON sidecar naming preprocessing and labels) is loaded by the
- * first photo to be tagged, on the tagger's own thread: one NnModel is not thread-safe, and
- * one thread keeps the CPU free for the interface. A model that cannot be loaded is reported
- * once in the log and every later request fails at once with MAGPIE_CLIENT_ERROR_NO_MODEL.
+ * The model (ONNX, with its JSON sidecar naming preprocessing and labels, as a list or a file)
+ * is loaded by the first photo to be tagged, on the tagger's own thread: one NnModel is not
+ * thread-safe, and one thread keeps the CPU free for the interface. A model that cannot be
+ * loaded is reported once in the log and every later request fails at once with
+ * MAGPIE_CLIENT_ERROR_NO_MODEL.
  */
 #define G_LOG_DOMAIN "magpie-tagger"
 
@@ -99,13 +100,14 @@ tagger_load (MagpieTagger  *self,
   if (!nn_image_config_load (self->config, sidecar, &local_error))
     goto fail;
   nn_image_config_fit_model (self->config, self->model);
-  if (self->config->labels == NULL)
-    {
-      g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
-                   "%s names no labels file", sidecar);
-      goto fail;
-    }
-  lines = nn_labels_load (self->config->labels, &local_error);
+  /* "labels": the list itself (data/models/photos.json), or a file of lines (synset.txt) */
+  if (self->config->label_names != NULL)
+    lines = g_strdupv (self->config->label_names);
+  else if (self->config->labels != NULL)
+    lines = nn_labels_load (self->config->labels, &local_error);
+  else
+    g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
+                 "%s names no labels", sidecar);
   if (lines == NULL)
     goto fail;
   n = g_strv_length (lines);
