@@ -20,6 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_magpied import Server  # noqa: E402
 
 BUCKET = "magpie"
+ADMIN = {"access_key_id": "MAGPIEOPERATOR000001",
+         "secret_access_key": "operator-secret-for-the-integration-test-0001"}
 CLIENTS = ["/usr/bin/aws", "/usr/bin/rclone", "/usr/bin/s3cmd", "/usr/bin/curl"]
 failures = []
 
@@ -442,7 +444,9 @@ def main():
     server = None
     ok = False
     try:
-        server = Server(os.environ["MAGPIED"], tmp)
+        server = Server(os.environ["MAGPIED"], tmp,
+                        ["--admin-access-key", ADMIN["access_key_id"],
+                         "--admin-secret-key", ADMIN["secret_access_key"]])
         try:
             me, other = credentials(server), credentials(server)
             print("# credentials from POST /v1/credentials")
@@ -468,6 +472,30 @@ def main():
 
         body = boto(server, other).get_object(Bucket=BUCKET, Key=other_key)["Body"].read()
         check(body == b"not yours", "the other identity's object survived every attempt")
+
+        # The operator's pair from the config reaches every identity's keys, with no token.
+        admin = boto(server, dict(ADMIN, session_token=None))
+        keys = [o["Key"] for o in admin.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        check(other_key in keys and any(k.startswith(me["prefix"]) for k in keys),
+              "admin key pair lists every identity's objects (%d keys)" % len(keys))
+        check(admin.get_object(Bucket=BUCKET, Key=other_key)["Body"].read() == b"not yours",
+              "admin key pair reads another identity's object")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ADMIN["access_key_id"],
+                   AWS_SECRET_ACCESS_KEY=ADMIN["secret_access_key"],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        ls = subprocess.run(["/usr/bin/aws", "--endpoint-url", server.url, "s3", "ls",
+                             "--recursive", "s3://%s/" % BUCKET], env=env,
+                            capture_output=True, text=True)
+        check(ls.returncode == 0 and other_key in ls.stdout,
+              "aws CLI with the admin key pair lists the whole bucket")
+        wrong = boto(server, dict(ADMIN, secret_access_key="x" * 40, session_token=None))
+        try:
+            wrong.list_objects_v2(Bucket=BUCKET)
+            check(False, "admin key with a wrong secret is refused")
+        except botocore.exceptions.ClientError as e:
+            check(e.response["Error"]["Code"] == "SignatureDoesNotMatch",
+                  "admin key with a wrong secret is refused (%s)" % e.response["Error"]["Code"])
         spool = os.listdir(os.path.join(server.data_dir, "spool"))
         check(spool == [], "no spool files left behind: %s" % spool)
         ok = True
