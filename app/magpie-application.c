@@ -26,6 +26,7 @@ struct _MagpieApplication {
   MagpieIdentity   *identity;
   MagpieCredentials *credentials;
   MagpieUploader   *uploader;
+  MagpieEvents     *events;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -252,6 +253,8 @@ setup_uploads (MagpieApplication *self)
   self->credentials = magpie_credentials_new (self->session, self->identity);
   self->uploader = magpie_uploader_new (self->session, self->library, self->connection,
                                         self->credentials);
+  self->events = magpie_events_new (self->session, self->library, self->connection,
+                                    self->credentials);
 }
 
 static void
@@ -317,6 +320,7 @@ magpie_application_dispose (GObject *object)
 
   if (self->connection != NULL)
     g_settings_unbind (self->connection, "server-url");
+  g_clear_object (&self->events);
   g_clear_object (&self->uploader);
   g_clear_object (&self->credentials);
   g_clear_object (&self->identity);
@@ -422,4 +426,13 @@ magpie_application_get_uploader (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->uploader;
+}
+
+/* The live event stream, NULL before start-up. */
+MagpieEvents *
+magpie_application_get_events (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->events;
 }

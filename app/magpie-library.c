@@ -270,9 +270,12 @@ outbox_entry_changed_cb (MagpieLibrary *self,
       magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_UPLOADING);
       break;
     case MAGPIE_UPLOAD_UPLOADED:
+      /* The server's tags may have come (live) before the outbox noted the upload. */
       tags = magpie_photo_get_tags (photo);
       if (tags->len == 0 || ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
         magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGING);
+      else
+        magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGED);
       break;
     case MAGPIE_UPLOAD_FAILED:
       magpie_photo_set_failed (photo, error != NULL ? error : "");

@@ -64,6 +64,25 @@ imports_done (gpointer user_data)
   return magpie_gallery_page_get_n_imports (user_data) == 0;
 }
 
+/* Every photo tagged with the server's tags. */
+static gboolean
+all_server_tagged (gpointer user_data)
+{
+  GListModel *library = user_data;
+  guint n = g_list_model_get_n_items (library);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      GPtrArray *tags = magpie_photo_get_tags (photo);
+
+      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED || tags->len == 0 ||
+          ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
+        return FALSE;
+    }
+  return n > 0;
+}
+
 /* Every photo on the server: being tagged or tagged. */
 static gboolean
 all_uploaded (gpointer user_data)
@@ -80,6 +99,19 @@ all_uploaded (gpointer user_data)
         return FALSE;
     }
   return n > 0;
+}
+
+/* Says where each photo is, for a failed wait. */
+static void
+dump_states (GListModel *library)
+{
+  for (guint i = 0; i < g_list_model_get_n_items (library); i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      g_autofree char *state = magpie_photo_describe_state (photo);
+
+      g_test_message ("%s: %s", magpie_photo_get_name (photo), state);
+    }
 }
 
 static gboolean
@@ -221,9 +253,20 @@ test_upload_twenty (void)
   g_assert_true (app_test_wait (imports_done, page, 60000));
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, N_PHOTOS);
 
-  g_assert_true (app_test_wait (all_uploaded, library, TAGGED_WITHIN_S * 1000));
+  if (!app_test_wait (all_uploaded, library, TAGGED_WITHIN_S * 1000))
+    dump_states (G_LIST_MODEL (library));
+  g_assert_true (all_uploaded (library));
   g_test_message ("%d photos uploaded %.2f s after the drop", N_PHOTOS,
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+  if (!app_test_wait (all_server_tagged, library,
+                      TAGGED_WITHIN_S * 1000 - (g_get_monotonic_time () - start) / 1000))
+    dump_states (G_LIST_MODEL (library));
+  g_assert_true (all_server_tagged (library));
+  g_test_message ("%d photos tagged by the server %.2f s after the drop", N_PHOTOS,
+                  (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+  /* The live stream was open and its events were read (each carries an id to resume from). */
+  g_assert_true (magpie_events_get_connected (magpie_application_get_events (app)));
+  g_assert_nonnull (magpie_events_get_last_event_id (magpie_application_get_events (app)));
   app_test_screenshot (g_getenv ("MAGPIE_SCREENSHOT_DIR") != NULL
                        ? g_getenv ("MAGPIE_SCREENSHOT_DIR") : home, "magpie-uploaded.png");
 
