@@ -266,11 +266,16 @@ outbox_entry_changed_cb (MagpieLibrary *self,
   switch (upload)
     {
     case MAGPIE_UPLOAD_UPLOADING:
+      /* The server's answer (live) can overtake the outbox's last progress report. */
+      if (magpie_photo_get_state (photo) == MAGPIE_PHOTO_STATE_TAGGED)
+        break;
       magpie_photo_set_progress (photo, progress);
       magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_UPLOADING);
       break;
     case MAGPIE_UPLOAD_UPLOADED:
-      /* The server's tags may have come (live) before the outbox noted the upload. */
+      /* Tagged already when the server's tags (possibly none) came before this note. */
+      if (magpie_photo_get_state (photo) == MAGPIE_PHOTO_STATE_TAGGED)
+        break;
       tags = magpie_photo_get_tags (photo);
       if (tags->len == 0 || ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
         magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGING);

@@ -83,6 +83,26 @@ all_server_tagged (gpointer user_data)
   return n > 0;
 }
 
+/* Every photo done by the server: tagged, with the server's tags if it found any. */
+static gboolean
+all_server_done (gpointer user_data)
+{
+  GListModel *library = user_data;
+  guint n = g_list_model_get_n_items (library);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      GPtrArray *tags = magpie_photo_get_tags (photo);
+
+      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED ||
+          (tags->len > 0 &&
+           ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER))
+        return FALSE;
+    }
+  return n > 0;
+}
+
 /* Every photo on the server: being tagged or tagged. */
 static gboolean
 all_uploaded (gpointer user_data)
@@ -299,6 +319,91 @@ test_upload_twenty (void)
   mp_test_rm_rf (server_dir);
 }
 
+static gboolean
+is_state (gpointer user_data)
+{
+  MagpieConnection *connection = user_data;
+
+  return magpie_connection_get_state (connection) == MAGPIE_CONNECTION_STATE_ONLINE;
+}
+
+static gboolean
+is_unreachable (gpointer user_data)
+{
+  MagpieConnection *connection = user_data;
+
+  return magpie_connection_get_state (connection) == MAGPIE_CONNECTION_STATE_UNREACHABLE;
+}
+
+/* Imported while the server is down, the photos wait; when it is back the outbox drains by
+ * itself, each photo is stored once and the server's tags arrive. */
+static void
+test_offline_then_online (void)
+{
+  g_autofree char *server_dir = mp_test_make_tmpdir ("magpied-offline");
+  g_autofree char *model = mp_test_photo_model (server_dir);
+  g_autofree char *photo_dir = mp_test_make_tmpdir ("magpie-offline-photos");
+  const char *args[] = { "--photo-model", model, NULL };
+  g_autoptr(AppTestServer) server = NULL;
+  g_autoptr(GSettings) settings = g_settings_new (APPLICATION_ID);
+  g_autoptr(GPtrArray) files = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(MagpieS3Credentials) creds = NULL;
+  g_autoptr(GError) error = NULL;
+  MagpieConnection *connection = magpie_application_get_connection (app);
+  MagpieLibrary *library = magpie_application_get_library (app);
+  MagpieUploader *uploader = magpie_application_get_uploader (app);
+  MagpieWindow *window = main_window ();
+  MagpieGalleryPage *page = magpie_window_get_gallery_page (window);
+  guint before = g_list_model_get_n_items (G_LIST_MODEL (library));
+  guint put_before = magpie_uploader_get_n_put (uploader);
+
+  if (model == NULL)
+    {
+      g_test_skip ("the shared photo model is missing");
+      return;
+    }
+  /* A server that was there and is gone: its port now refuses connections. */
+  server = mp_test_server_start (server_dir, args, &error);
+  g_assert_no_error (error);
+  app_test_server_stop (server);
+  g_settings_set_string (settings, "server-url", server->url);
+  g_assert_true (app_test_wait (is_unreachable, connection, 20000));
+
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/offline-%u.png", photo_dir, i);
+      g_autoptr(GdkPixbuf) pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, FALSE, 8, 96, 64);
+
+      gdk_pixbuf_fill (pixbuf, ((guint32) g_random_int () << 8) | 0xff);
+      g_assert_true (gdk_pixbuf_save (pixbuf, path, "png", &error, NULL));
+      g_ptr_array_add (files, g_file_new_for_path (path));
+    }
+  drop_files (window, (GFile **) files->pdata, files->len);
+  g_assert_true (app_test_wait (imports_done, page, 60000));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before + 5);
+  /* A moment offline: nothing is sent. */
+  g_assert_false (app_test_wait (all_uploaded, library, 1000));
+  g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, put_before);
+
+  /* Back: another magpied on another port (a new guest identity there). */
+  g_clear_pointer (&server, app_test_server_free);
+  server = mp_test_server_start (server_dir, args, &error);
+  g_assert_no_error (error);
+  g_settings_set_string (settings, "server-url", server->url);
+  g_assert_true (app_test_wait (is_state, connection, 20000));
+  /* Plain generated images: the model may find no tag above the threshold for some. */
+  if (!app_test_wait (all_server_done, library, TAGGED_WITHIN_S * 1000))
+    dump_states (G_LIST_MODEL (library));
+  g_assert_true (all_server_done (library));
+  g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, put_before + 5);
+  creds = app_credentials (server->url);
+  g_assert_cmpuint (catalog_count (server->url, creds->session_token), ==, 5);
+
+  app_test_server_stop (server);
+  mp_test_rm_rf (server_dir);
+  mp_test_rm_rf (photo_dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -310,7 +415,9 @@ main (int   argc,
   app = app_test_application_new ();
   g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
 
+  /* In this order: the first expects an empty library. */
   g_test_add_func ("/ui/upload/twenty", test_upload_twenty);
+  g_test_add_func ("/ui/upload/offline-then-online", test_offline_then_online);
 
   status = g_test_run ();
   app_test_close_all ();
