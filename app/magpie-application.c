@@ -22,6 +22,11 @@ struct _MagpieApplication {
   MagpieConnection *connection;
   MagpieLibrary    *library;
   MagpieDigits     *digits;
+  SoupSession      *session;
+  MagpieIdentity   *identity;
+  MagpieCredentials *credentials;
+  MagpieUploader   *uploader;
+  MagpieEvents     *events;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -238,6 +243,20 @@ setup_digits (MagpieApplication *self)
     g_info ("No digit model found; the Draw page says so");
 }
 
+/* Uploads start by themselves whenever the server is reachable; nothing here waits for it. */
+static void
+setup_uploads (MagpieApplication *self)
+{
+  self->session = soup_session_new_with_options ("user-agent", "magpie/" PACKAGE_VERSION,
+                                                 NULL);
+  self->identity = magpie_identity_new (self->session);
+  self->credentials = magpie_credentials_new (self->session, self->identity);
+  self->uploader = magpie_uploader_new (self->session, self->library, self->connection,
+                                        self->credentials);
+  self->events = magpie_events_new (self->session, self->library, self->connection,
+                                    self->credentials);
+}
+
 static void
 magpie_application_startup (GApplication *application)
 {
@@ -266,16 +285,30 @@ magpie_application_startup (GApplication *application)
 
   setup_library (self);
   setup_digits (self);
+  setup_uploads (self);
+}
+
+/* Stops the model threads (dropping queued work) and waits until every change asked of the
+ * library is on disk: after this the process can exit with nothing half done. */
+void
+magpie_application_stop_workers (MagpieApplication *self)
+{
+  g_return_if_fail (MAGPIE_IS_APPLICATION (self));
+
+  if (self->digits != NULL)
+    magpie_digits_close (self->digits);
+  if (self->library != NULL)
+    {
+      if (magpie_library_get_tagger (self->library) != NULL)
+        magpie_tagger_close (magpie_library_get_tagger (self->library));
+      magpie_library_sync (self->library);
+    }
 }
 
 static void
 magpie_application_shutdown (GApplication *application)
 {
-  MagpieApplication *self = MAGPIE_APPLICATION (application);
-
-  /* Changes still queued (a tag, a deletion) reach the disk before the process ends. */
-  if (self->library != NULL)
-    magpie_library_sync (self->library);
+  magpie_application_stop_workers (MAGPIE_APPLICATION (application));
 
   G_APPLICATION_CLASS (magpie_application_parent_class)->shutdown (application);
 }
@@ -287,6 +320,11 @@ magpie_application_dispose (GObject *object)
 
   if (self->connection != NULL)
     g_settings_unbind (self->connection, "server-url");
+  g_clear_object (&self->events);
+  g_clear_object (&self->uploader);
+  g_clear_object (&self->credentials);
+  g_clear_object (&self->identity);
+  g_clear_object (&self->session);
   g_clear_object (&self->connection);
   g_clear_object (&self->library);
   g_clear_object (&self->digits);
@@ -370,4 +408,31 @@ magpie_application_get_digits (MagpieApplication *self)
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->digits;
+}
+
+/* Who this installation is to the server, NULL before start-up. */
+MagpieIdentity *
+magpie_application_get_identity (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->identity;
+}
+
+/* What sends the outbox to the server, NULL before start-up. */
+MagpieUploader *
+magpie_application_get_uploader (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->uploader;
+}
+
+/* The live event stream, NULL before start-up. */
+MagpieEvents *
+magpie_application_get_events (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->events;
 }

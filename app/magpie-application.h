@@ -5,7 +5,10 @@
 
 #include "magpie-connection.h"
 #include "magpie-digits.h"
+#include "magpie-events.h"
+#include "magpie-identity.h"
 #include "magpie-library.h"
+#include "magpie-uploader.h"
 
 G_BEGIN_DECLS
 
@@ -17,5 +20,9 @@ MagpieApplication *magpie_application_new            (void);
 MagpieConnection  *magpie_application_get_connection (MagpieApplication *self);
 MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
 MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
+MagpieEvents      *magpie_application_get_events     (MagpieApplication *self);
+MagpieIdentity    *magpie_application_get_identity   (MagpieApplication *self);
+MagpieUploader    *magpie_application_get_uploader   (MagpieApplication *self);
+void               magpie_application_stop_workers   (MagpieApplication *self);
 
 G_END_DECLS

@@ -2,8 +2,9 @@
  *
  * A stroke is a GArray of MagpiePoint. Prediction copies the strokes, then on the model's own
  * thread renders them with a round pen into a MAGPIE_DIGITS_RASTER square, prepares that as
- * MNIST digits were prepared (magpie_digits_preprocess), normalises it as the model's sidecar
- * says and runs the model. The model is loaded by the first prediction.
+ * MNIST digits were prepared (nn_digits_preprocess, the same as magpied's /v1/predict/digit),
+ * normalises it as the model's sidecar says and runs the model. The model is loaded by the
+ * first prediction.
  */
 #define G_LOG_DOMAIN "magpie-digits"
 
@@ -12,31 +13,24 @@
 #include "magpie-digits.h"
 
 #include <cairo.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
 #include "magpie-client-error.h"
+#include "nn-digits.h"
 #include "nn-image.h"
 #include "nn.h"
-
-#define DIGITS_SIZE 28
-#define DIGITS_BOX 20
-/* Antialiasing fringes fainter than this are not ink. */
-#define DIGITS_INK_THRESHOLD 24
 
 struct _MagpieDigits {
   GObject      parent_instance;
 
-  char        *model_path;
-  GThreadPool *pool;
+  char          *model_path;
+  GThreadPool   *pool;        /* NULL once closed */
+  gint           closed;      /* atomic: queued work is dropped */
   /* only touched on the pool's thread */
-  NnModel     *model;
-  float        scale;
-  float        mean;
-  float        std;
-  gboolean     softmax;
-  GError      *load_error;
+  NnModel       *model;
+  NnImageConfig *config;
+  GError        *load_error;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieDigits, magpie_digits, G_TYPE_OBJECT)
@@ -105,119 +99,13 @@ magpie_digits_rasterize (GPtrArray *strokes,
   cairo_surface_destroy (surface);
 }
 
-/* Mean of the source pixels under each output pixel, partly covered ones by their share:
- * thin strokes turn grey instead of vanishing. */
-static void
-shrink (const float *src,
-        int          sw,
-        int          sh,
-        float       *dst,
-        int          dw,
-        int          dh)
-{
-  double fx = (double) sw / dw;
-  double fy = (double) sh / dh;
-
-  for (int y = 0; y < dh; y++)
-    for (int x = 0; x < dw; x++)
-      {
-        double top = y * fy, bottom = (y + 1) * fy, left = x * fx, right = (x + 1) * fx;
-        double sum = 0.0;
-
-        for (int sy = (int) top; sy < sh && sy < bottom; sy++)
-          {
-            double wy = MIN (bottom, sy + 1.0) - MAX (top, (double) sy);
-
-            for (int sx = (int) left; sx < sw && sx < right; sx++)
-              sum += wy * (MIN (right, sx + 1.0) - MAX (left, (double) sx)) *
-                     src[(gsize) sy * sw + sx];
-          }
-        dst[y * dw + x] = (float) (sum / (fx * fy));
-      }
-}
-
-/* MNIST's preparation of a digit: crop to the ink, scale the longer side to 20 pixels, put
- * the centre of mass at the centre of a 28 × 28 field. @gray is ink (0 none .. 255 full);
- * @out gets 784 values in 0..1. Returns FALSE (and zeros) when there is no ink. */
-gboolean
-magpie_digits_preprocess (const guint8 *gray,
-                          int           width,
-                          int           height,
-                          int           stride,
-                          float        *out)
-{
-  int left = width, top = height, right = -1, bottom = -1;
-  int cw, ch, bw, bh, ox, oy;
-  g_autofree float *crop = NULL;
-  float box[DIGITS_BOX * DIGITS_BOX];
-  double mass = 0.0, mx = 0.0, my = 0.0;
-
-  memset (out, 0, sizeof (float) * DIGITS_SIZE * DIGITS_SIZE);
-  for (int y = 0; y < height; y++)
-    for (int x = 0; x < width; x++)
-      if (gray[(gsize) y * stride + x] > DIGITS_INK_THRESHOLD)
-        {
-          left = MIN (left, x);
-          right = MAX (right, x);
-          top = MIN (top, y);
-          bottom = MAX (bottom, y);
-        }
-  if (right < 0)
-    return FALSE;
-
-  cw = right - left + 1;
-  ch = bottom - top + 1;
-  crop = g_new (float, (gsize) cw * ch);
-  for (int y = 0; y < ch; y++)
-    for (int x = 0; x < cw; x++)
-      crop[(gsize) y * cw + x] = gray[(gsize) (top + y) * stride + left + x] / 255.0f;
-
-  bw = cw >= ch ? DIGITS_BOX : MAX (1, (int) lround ((double) DIGITS_BOX * cw / ch));
-  bh = ch >= cw ? DIGITS_BOX : MAX (1, (int) lround ((double) DIGITS_BOX * ch / cw));
-  shrink (crop, cw, ch, box, bw, bh);
-
-  for (int y = 0; y < bh; y++)
-    for (int x = 0; x < bw; x++)
-      {
-        mass += box[y * bw + x];
-        mx += box[y * bw + x] * (x + 0.5);
-        my += box[y * bw + x] * (y + 0.5);
-      }
-  ox = (int) lround (DIGITS_SIZE / 2.0 - mx / mass);
-  oy = (int) lround (DIGITS_SIZE / 2.0 - my / mass);
-  for (int y = 0; y < bh; y++)
-    for (int x = 0; x < bw; x++)
-      if (x + ox >= 0 && x + ox < DIGITS_SIZE && y + oy >= 0 && y + oy < DIGITS_SIZE)
-        out[(y + oy) * DIGITS_SIZE + x + ox] = MIN (box[y * bw + x], 1.0f);
-  return TRUE;
-}
-
-static double
-json_first_number (JsonObject *o,
-                   const char *name,
-                   double      fallback)
-{
-  JsonNode *node = json_object_get_member (o, name);
-
-  if (node == NULL)
-    return fallback;
-  if (JSON_NODE_HOLDS_ARRAY (node) && json_array_get_length (json_node_get_array (node)) > 0)
-    return json_array_get_double_element (json_node_get_array (node), 0);
-  if (JSON_NODE_HOLDS_VALUE (node))
-    return json_node_get_double (node);
-  return fallback;
-}
-
 static gboolean
 digits_load (MagpieDigits  *self,
              GError       **error)
 {
   g_autofree char *sidecar = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) local_error = NULL;
   int64_t ne[NN_MAX_DIMS];
-  JsonObject *o;
-  const char *output;
 
   if (self->model_path == NULL)
     {
@@ -230,43 +118,54 @@ digits_load (MagpieDigits  *self,
     goto fail;
   /* One thread: a 28 × 28 model is done before more threads would have started. */
   nn_model_set_threads (self->model, 1);
-  if (nn_model_get_input_shape (self->model, 0, ne) != 4 || ne[1] != 1 || ne[2] != DIGITS_SIZE ||
-      ne[3] != DIGITS_SIZE)
+  if (nn_model_get_input_shape (self->model, 0, ne) != 4 || ne[1] != 1 ||
+      ne[2] != NN_DIGITS_SIZE || ne[3] != NN_DIGITS_SIZE)
     {
       g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
                    "the model does not take one 28 × 28 grey image");
       goto fail;
     }
 
+  self->config = nn_image_config_new ();
   sidecar = nn_image_sidecar_path (self->model_path);
-  if (!json_parser_load_from_file (parser, sidecar, &local_error))
+  if (!nn_image_config_load (self->config, sidecar, &local_error))
     goto fail;
-  if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    {
-      g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
-                   "%s is not a JSON object", sidecar);
-      goto fail;
-    }
-  o = json_node_get_object (json_parser_get_root (parser));
-  self->scale = json_first_number (o, "scale", 1.0 / 255.0);
-  self->mean = json_first_number (o, "mean", 0.0);
-  self->std = json_first_number (o, "std", 1.0);
-  output = json_object_has_member (o, "output") ?
-           json_object_get_string_member (o, "output") : NULL;
-  self->softmax = g_strcmp0 (output, "probabilities") != 0;
-  if (self->std == 0.0f)
-    {
-      g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
-                   "%s: std must not be 0", sidecar);
-      goto fail;
-    }
   return TRUE;
 
 fail:
   g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
                "cannot use the digit model %s: %s", self->model_path, local_error->message);
   g_clear_pointer (&self->model, nn_model_free);
+  g_clear_pointer (&self->config, nn_image_config_free);
   return FALSE;
+}
+
+/* The model's scores as probabilities: the bundled model ends in a softmax, others may give
+ * raw scores; scores that are already a distribution are left alone. */
+static void
+to_probabilities (float p[MAGPIE_DIGITS_N_CLASSES])
+{
+  double sum = 0.0;
+  float max = -INFINITY;
+  gboolean distribution = TRUE;
+
+  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
+    {
+      distribution = distribution && p[i] >= 0.0f && p[i] <= 1.0f;
+      sum += p[i];
+      max = MAX (max, p[i]);
+    }
+  if (distribution && fabs (sum - 1.0) < 1e-3)
+    return;
+
+  sum = 0.0;
+  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
+    {
+      p[i] = expf (p[i] - max);
+      sum += p[i];
+    }
+  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
+    p[i] = (float) (p[i] / sum);
 }
 
 static void
@@ -278,14 +177,19 @@ predict_worker (gpointer data,
   GPtrArray *strokes = g_task_get_task_data (task);
   g_autofree MagpieDigitsResult *result = g_new0 (MagpieDigitsResult, 1);
   guint8 gray[MAGPIE_DIGITS_RASTER * MAGPIE_DIGITS_RASTER];
-  float input[DIGITS_SIZE * DIGITS_SIZE];
-  int64_t shape[4] = { 1, 1, DIGITS_SIZE, DIGITS_SIZE };
+  float input[NN_DIGITS_SIZE * NN_DIGITS_SIZE];
+  int64_t shape[4] = { 1, 1, NN_DIGITS_SIZE, NN_DIGITS_SIZE };
   NnTensor tensor = { NN_DTYPE_FLOAT, 4, { 0 }, input, NULL };
   const NnTensor *output;
   GError *error = NULL;
   gint64 start;
-  double max = -INFINITY, sum = 0.0;
 
+  if (g_atomic_int_get (&self->closed) || g_task_return_error_if_cancelled (task))
+    {
+      if (!g_task_had_error (task))
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "closed");
+      return;
+    }
   if (self->model == NULL && self->load_error == NULL && !digits_load (self, &self->load_error))
     g_warning ("Digits are not recognised: %s", self->load_error->message);
   if (self->load_error != NULL)
@@ -297,15 +201,14 @@ predict_worker (gpointer data,
   start = g_get_monotonic_time ();
   result->best = -1;
   magpie_digits_rasterize (strokes, gray, MAGPIE_DIGITS_RASTER);
-  if (!magpie_digits_preprocess (gray, MAGPIE_DIGITS_RASTER, MAGPIE_DIGITS_RASTER,
-                                 MAGPIE_DIGITS_RASTER, input))
+  if (!nn_digits_preprocess (gray, MAGPIE_DIGITS_RASTER, MAGPIE_DIGITS_RASTER,
+                             MAGPIE_DIGITS_RASTER, input))
     {
       result->elapsed_us = g_get_monotonic_time () - start;
       g_task_return_pointer (task, g_steal_pointer (&result), g_free);
       return;
     }
-  for (int i = 0; i < DIGITS_SIZE * DIGITS_SIZE; i++)
-    input[i] = (input[i] * 255.0f * self->scale - self->mean) / self->std;
+  nn_digits_normalize (self->config, input);
   memcpy (tensor.ne, shape, sizeof shape);
   tensor.name = nn_model_get_input_name (self->model, 0);
   result->inference_us = g_get_monotonic_time ();
@@ -324,18 +227,7 @@ predict_worker (gpointer data,
       return;
     }
   memcpy (result->probabilities, output->data, sizeof result->probabilities);
-  if (self->softmax)
-    {
-      for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-        max = MAX (max, result->probabilities[i]);
-      for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-        {
-          result->probabilities[i] = expf (result->probabilities[i] - max);
-          sum += result->probabilities[i];
-        }
-      for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-        result->probabilities[i] /= sum;
-    }
+  to_probabilities (result->probabilities);
   result->best = 0;
   for (int i = 1; i < MAGPIE_DIGITS_N_CLASSES; i++)
     if (result->probabilities[i] > result->probabilities[result->best])
@@ -349,8 +241,10 @@ magpie_digits_finalize (GObject *object)
 {
   MagpieDigits *self = MAGPIE_DIGITS (object);
 
-  g_thread_pool_free (self->pool, FALSE, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (self->pool, FALSE, TRUE);
   g_clear_pointer (&self->model, nn_model_free);
+  g_clear_pointer (&self->config, nn_image_config_free);
   g_clear_error (&self->load_error);
   g_free (self->model_path);
 
@@ -369,8 +263,8 @@ magpie_digits_init (MagpieDigits *self)
   self->pool = g_thread_pool_new (predict_worker, self, 1, FALSE, NULL);
 }
 
-/* The ONNX model at @model_path, with its sidecar (scale, mean, std) beside it; NULL makes
- * one that says no model is installed. Loaded by the first prediction. */
+/* The ONNX model at @model_path, with its sidecar (nn-image.h: scale, mean, std) beside it;
+ * NULL makes one that says no model is installed. Loaded by the first prediction. */
 MagpieDigits *
 magpie_digits_new (const char *model_path)
 {
@@ -419,7 +313,25 @@ magpie_digits_predict_async (MagpieDigits        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, magpie_digits_predict_async);
   g_task_set_task_data (task, copy_strokes (strokes), (GDestroyNotify) g_ptr_array_unref);
+  if (self->pool == NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "closed");
+      g_object_unref (task);
+      return;
+    }
   g_thread_pool_push (self->pool, task, NULL);
+}
+
+/* Drops the work still queued (it finishes as cancelled) and waits for the running piece:
+ * the process may then exit without a thread still inside the model. */
+void
+magpie_digits_close (MagpieDigits *self)
+{
+  g_return_if_fail (MAGPIE_IS_DIGITS (self));
+
+  g_atomic_int_set (&self->closed, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (g_steal_pointer (&self->pool), FALSE, TRUE);
 }
 
 MagpieDigitsResult *

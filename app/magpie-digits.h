@@ -37,11 +37,6 @@ void                      magpie_digits_trace          (cairo_t             *cr,
 void                      magpie_digits_rasterize      (GPtrArray           *strokes,
                                                         guint8              *gray,
                                                         int                  size);
-gboolean                  magpie_digits_preprocess     (const guint8        *gray,
-                                                        int                  width,
-                                                        int                  height,
-                                                        int                  stride,
-                                                        float               *out);
 void                      magpie_digits_predict_async  (MagpieDigits        *self,
                                                         GPtrArray           *strokes,
                                                         GCancellable        *cancellable,
@@ -50,5 +45,7 @@ void                      magpie_digits_predict_async  (MagpieDigits        *sel
 MagpieDigitsResult       *magpie_digits_predict_finish (MagpieDigits        *self,
                                                         GAsyncResult        *result,
                                                         GError             **error);
+
+void magpie_digits_close (MagpieDigits *self);
 
 G_END_DECLS

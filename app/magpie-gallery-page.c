@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "magpie-photo-tile.h"
+#include "nn-labels.h"
 
 /* A preview larger than any screen it is shown on only costs memory. */
 #define MAGPIE_PREVIEW_SIZE 2048
@@ -129,6 +130,8 @@ set_tiles_threshold (GtkWidget *widget,
 static void
 search_changed_cb (MagpieGalleryPage *self)
 {
+  if (self->filter == NULL)
+    return;
   gtk_filter_changed (GTK_FILTER (self->filter), GTK_FILTER_CHANGE_DIFFERENT);
   /* Tiles already on screen are not bound again: tell them the new threshold. */
   set_tiles_threshold (GTK_WIDGET (self->grid), threshold (self));
@@ -258,12 +261,28 @@ report_import (MagpieGalleryPage  *self,
     }
 }
 
+typedef struct {
+  MagpieGalleryPage *self;
+  GFile             *temporary;  /* a pasted image's file, removed once it is imported */
+} ImportCall;
+
+static void
+import_call_free (ImportCall *call)
+{
+  g_object_unref (call->self);
+  g_clear_object (&call->temporary);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ImportCall, import_call_free)
+
 static void
 imported_cb (GObject      *object,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  g_autoptr(MagpieGalleryPage) self = user_data;
+  g_autoptr(ImportCall) call = user_data;
+  MagpieGalleryPage *self = call->self;
   g_autoptr(MagpieImportResult) imported = NULL;
   g_autoptr(GError) error = NULL;
 
@@ -278,9 +297,31 @@ imported_cb (GObject      *object,
       add_toast (self, adw_toast_new (_("Could not add the photos")));
       return;
     }
+  /* The library has its own copy now (or refused it): the pasted file has done its job. */
+  if (call->temporary != NULL)
+    g_file_delete_async (call->temporary, G_PRIORITY_LOW, NULL, NULL, NULL);
   g_debug ("Imported %u, %u already there, %u refused, %u failed", imported->n_added,
            imported->n_duplicates, imported->refused->len, imported->failed->len);
   report_import (self, imported);
+}
+
+static void
+import_files (MagpieGalleryPage  *self,
+              GFile             **files,
+              guint               n_files,
+              GFile              *temporary)
+{
+  ImportCall *call;
+
+  if (n_files == 0)
+    return;
+  call = g_new0 (ImportCall, 1);
+  call->self = g_object_ref (self);
+  call->temporary = temporary != NULL ? g_object_ref (temporary) : NULL;
+  self->n_imports++;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_IMPORTS]);
+  magpie_library_import_async (self->library, files, n_files, self->cancellable, imported_cb,
+                               call);
 }
 
 /* The one way photos come in: dropped, pasted, chosen or named on the command line. */
@@ -292,12 +333,7 @@ magpie_gallery_page_import (MagpieGalleryPage  *self,
   g_return_if_fail (MAGPIE_IS_GALLERY_PAGE (self));
   g_return_if_fail (self->library != NULL);
 
-  if (n_files == 0)
-    return;
-  self->n_imports++;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_IMPORTS]);
-  magpie_library_import_async (self->library, files, n_files, self->cancellable, imported_cb,
-                               g_object_ref (self));
+  import_files (self, files, n_files, NULL);
 }
 
 /* Imports being worked on; 0 when every import has finished. */
@@ -395,7 +431,6 @@ save_texture_thread (GTask        *task,
                      GCancellable *cancellable)
 {
   GdkTexture *texture = task_data;
-  MagpieGalleryPage *self = source_object;
   g_autoptr(GBytes) png = gdk_texture_save_to_png_bytes (texture);
   g_autofree char *dir = g_build_filename (g_get_user_data_dir (), "magpie", "incoming", NULL);
   g_autoptr(GDateTime) now = g_date_time_new_now_local ();
@@ -405,7 +440,6 @@ save_texture_thread (GTask        *task,
   g_autofree char *path = g_build_filename (dir, name, NULL);
   GError *error = NULL;
 
-  (void) self;
   if (g_mkdir_with_parents (dir, 0700) != 0)
     {
       int errsv = errno;
@@ -443,7 +477,8 @@ texture_saved_cb (GObject      *object,
         }
       return;
     }
-  magpie_gallery_page_import (self, &file, 1);
+  if (self->library != NULL)
+    import_files (self, &file, 1, file);
 }
 
 static void
@@ -611,7 +646,8 @@ update_photo_details (MagpieGalleryPage *self)
       subtitle = g_strdup_printf ("%s · %s", percent,
                                   tag->source == MAGPIE_TAG_SOURCE_LOCAL
                                   ? _("on this device") : _("from the server"));
-      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), tag->label);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row),
+                                     nn_label_display_name (tag->label));
       adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
       gtk_level_bar_set_value (GTK_LEVEL_BAR (bar), tag->confidence);
       gtk_widget_set_size_request (bar, 60, -1);
@@ -830,6 +866,16 @@ magpie_gallery_page_dispose (GObject *object)
 
   g_cancellable_cancel (self->cancellable);
   g_cancellable_cancel (self->preview_cancellable);
+  /* The grid may hold the filter model a while longer: it must not call back into a page
+   * that is gone, nor follow the library. */
+  if (self->filter != NULL)
+    gtk_custom_filter_set_filter_func (self->filter, NULL, NULL, NULL);
+  if (self->filtered != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->filtered, self);
+      gtk_filter_list_model_set_model (self->filtered, NULL);
+    }
+  self->filter = NULL;
   if (self->shown_photo != NULL)
     g_signal_handlers_disconnect_by_data (self->shown_photo, self);
   g_clear_object (&self->shown_photo);
@@ -965,6 +1011,9 @@ magpie_gallery_page_init (MagpieGalleryPage *self)
   g_signal_connect (factory, "unbind", G_CALLBACK (unbind_tile_cb), self);
   gtk_grid_view_set_factory (self->grid, factory);
   g_object_unref (factory);
+
+  /* Typing in the gallery starts a search by tag. */
+  gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
 
   self->drop_target = gtk_drop_target_new (GDK_TYPE_FILE_LIST, GDK_ACTION_COPY);
   g_signal_connect (self->drop_target, "drop", G_CALLBACK (drop_cb), self);

@@ -32,6 +32,7 @@ struct _MagpieLibrary {
   GPtrArray    *photos;   /* MagpiePhoto, newest first */
   GPtrArray    *removed;  /* MagpiePhoto removed but not yet purged */
   gboolean      loaded;
+  guint         n_pending; /* waiting or uploading */
 };
 
 static void magpie_library_list_model_init (GListModelInterface *iface);
@@ -44,6 +45,7 @@ enum {
   PROP_0,
   PROP_LOADED,
   PROP_N_ITEMS,
+  PROP_N_PENDING,
   N_PROPS
 };
 
@@ -90,6 +92,24 @@ magpie_library_list_model_init (GListModelInterface *iface)
   iface->get_item = magpie_library_get_item;
 }
 
+/* Photos not yet on the server: what the header's upload indicator counts. */
+static void
+update_pending (MagpieLibrary *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->photos->len; i++)
+    {
+      MagpiePhotoState state = magpie_photo_get_state (self->photos->pdata[i]);
+
+      n += state == MAGPIE_PHOTO_STATE_WAITING || state == MAGPIE_PHOTO_STATE_UPLOADING;
+    }
+  if (n == self->n_pending)
+    return;
+  self->n_pending = n;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_PENDING]);
+}
+
 static void
 items_changed (MagpieLibrary *self,
                guint          position,
@@ -99,6 +119,7 @@ items_changed (MagpieLibrary *self,
   g_list_model_items_changed (G_LIST_MODEL (self), position, removed, added);
   if (removed != added)
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_ITEMS]);
+  update_pending (self);
 }
 
 static void
@@ -146,6 +167,9 @@ magpie_library_get_property (GObject    *object,
     case PROP_N_ITEMS:
       g_value_set_uint (value, self->photos->len);
       break;
+    case PROP_N_PENDING:
+      g_value_set_uint (value, self->n_pending);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -165,6 +189,10 @@ magpie_library_class_init (MagpieLibraryClass *klass)
                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
   properties[PROP_N_ITEMS] =
     g_param_spec_uint ("n-items", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  properties[PROP_N_PENDING] =
+    g_param_spec_uint ("n-pending", NULL, NULL, 0, G_MAXUINT, 0,
                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
@@ -238,13 +266,21 @@ outbox_entry_changed_cb (MagpieLibrary *self,
   switch (upload)
     {
     case MAGPIE_UPLOAD_UPLOADING:
+      /* The server's answer (live) can overtake the outbox's last progress report. */
+      if (magpie_photo_get_state (photo) == MAGPIE_PHOTO_STATE_TAGGED)
+        break;
       magpie_photo_set_progress (photo, progress);
       magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_UPLOADING);
       break;
     case MAGPIE_UPLOAD_UPLOADED:
+      /* Tagged already when the server's tags (possibly none) came before this note. */
+      if (magpie_photo_get_state (photo) == MAGPIE_PHOTO_STATE_TAGGED)
+        break;
       tags = magpie_photo_get_tags (photo);
       if (tags->len == 0 || ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
         magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGING);
+      else
+        magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGED);
       break;
     case MAGPIE_UPLOAD_FAILED:
       magpie_photo_set_failed (photo, error != NULL ? error : "");
@@ -253,6 +289,7 @@ outbox_entry_changed_cb (MagpieLibrary *self,
       magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_WAITING);
       break;
     }
+  update_pending (self);
 }
 
 /* The library keeps its photos in <data_dir>/photos and its database in <data_dir>;
@@ -292,12 +329,26 @@ magpie_library_get_thumbnail_dir (MagpieLibrary *self)
   return self->thumbnail_dir;
 }
 
+MagpieTagger *
+magpie_library_get_tagger (MagpieLibrary *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), NULL);
+  return self->tagger;
+}
+
 /* Waits until every change asked for so far is on disk: for quitting, and for tests. */
 void
 magpie_library_sync (MagpieLibrary *self)
 {
   g_return_if_fail (MAGPIE_IS_LIBRARY (self));
   magpie_store_sync (self->store);
+}
+
+guint
+magpie_library_get_n_pending (MagpieLibrary *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), 0);
+  return self->n_pending;
 }
 
 gboolean
@@ -399,10 +450,7 @@ set_tags_sql (sqlite3   *db,
   return GINT_TO_POINTER (1);
 
 fail:
-  g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-               "saving tags: %s", sqlite3_errmsg (db));
-  magpie_store_exec (db, "ROLLBACK", NULL);
-  return NULL;
+  return magpie_store_fail_transaction (db, "saving tags", error);
 }
 
 static void
@@ -441,38 +489,56 @@ magpie_library_set_tags (MagpieLibrary   *self,
                           NULL, NULL, store_done_cb, NULL);
 }
 
+typedef struct {
+  MagpieLibrary *library;
+  MagpiePhoto   *photo;
+} TagCall;
+
+static void
+tag_call_free (TagCall *call)
+{
+  g_object_unref (call->library);
+  g_object_unref (call->photo);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TagCall, tag_call_free)
+
 static void
 tagged_cb (GObject      *object,
            GAsyncResult *result,
            gpointer      user_data)
 {
-  g_autoptr(MagpiePhoto) photo = user_data;
-  g_autoptr(MagpieLibrary) self = g_object_steal_data (G_OBJECT (photo), "magpie-library");
+  g_autoptr(TagCall) call = user_data;
   g_autoptr(GPtrArray) tags = NULL;
   g_autoptr(GError) error = NULL;
 
   tags = magpie_tagger_tag_finish (MAGPIE_TAGGER (object), result, &error);
   if (tags == NULL)
     {
-      if (!g_error_matches (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL))
-        g_warning ("Cannot tag %s on this device: %s", magpie_photo_get_name (photo),
+      if (!g_error_matches (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL) &&
+          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_warning ("Cannot tag %s on this device: %s", magpie_photo_get_name (call->photo),
                    error->message);
       return;
     }
-  if (self->store != NULL && tags->len > 0)
-    magpie_library_set_tags (self, photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
+  /* Not after the library was disposed (its store is gone then). */
+  if (call->library->store != NULL && tags->len > 0)
+    magpie_library_set_tags (call->library, call->photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
 }
 
 static void
 tag_locally (MagpieLibrary *self,
              MagpiePhoto   *photo)
 {
+  TagCall *call;
+
   if (self->tagger == NULL)
     return;
-  g_object_set_data_full (G_OBJECT (photo), "magpie-library", g_object_ref (self),
-                          g_object_unref);
-  magpie_tagger_tag_async (self->tagger, magpie_photo_get_file (photo), NULL, tagged_cb,
-                           g_object_ref (photo));
+  call = g_new0 (TagCall, 1);
+  call->library = g_object_ref (self);
+  call->photo = g_object_ref (photo);
+  magpie_tagger_tag_async (self->tagger, magpie_photo_get_file (photo), NULL, tagged_cb, call);
 }
 
 /* Load ------------------------------------------------------------------------------------ */
@@ -1037,4 +1103,76 @@ magpie_library_import_finish (MagpieLibrary  *self,
     return NULL;
   job = g_task_get_task_data (G_TASK (result));
   return g_steal_pointer (&job->result);
+}
+
+/* The photo with these bytes, or NULL. */
+MagpiePhoto *
+magpie_library_find_by_sha256 (MagpieLibrary *self,
+                               const char    *sha256)
+{
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), NULL);
+
+  if (sha256 == NULL)
+    return NULL;
+  for (guint i = 0; i < self->photos->len; i++)
+    if (g_strcmp0 (magpie_photo_get_sha256 (self->photos->pdata[i]), sha256) == 0)
+      return self->photos->pdata[i];
+  return NULL;
+}
+
+/* Shows what the server says about a photo (its photo JSON, from POST /v1/photos, GET
+ * /v1/photos or an event): the server's tags replace local ones once it has tagged it.
+ * Returns whether the photo is in this library. */
+gboolean
+magpie_library_apply_server_photo (MagpieLibrary *self,
+                                   JsonNode      *node)
+{
+  JsonObject *object;
+  MagpiePhoto *photo;
+  const char *state;
+  g_autoptr(GPtrArray) tags = NULL;
+
+  g_return_val_if_fail (MAGPIE_IS_LIBRARY (self), FALSE);
+
+  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
+    return FALSE;
+  object = json_node_get_object (node);
+  photo = magpie_library_find_by_sha256 (self, json_object_get_string_member_with_default (
+                                                 object, "sha256", NULL));
+  if (photo == NULL)
+    return FALSE;
+  state = json_object_get_string_member_with_default (object, "state", "");
+  if (g_str_equal (state, "failed"))
+    {
+      magpie_photo_set_failed (photo, json_object_get_string_member_with_default (
+                                        object, "error", _("The server could not tag it")));
+      return TRUE;
+    }
+  if (!g_str_equal (state, "tagged") || !json_object_has_member (object, "tags") ||
+      !JSON_NODE_HOLDS_ARRAY (json_object_get_member (object, "tags")))
+    return TRUE;
+
+  tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
+  {
+    JsonArray *array = json_object_get_array_member (object, "tags");
+
+    for (guint i = 0; i < json_array_get_length (array); i++)
+      {
+        JsonNode *element = json_array_get_element (array, i);
+        JsonObject *tag;
+
+        if (!JSON_NODE_HOLDS_OBJECT (element))
+          continue;
+        tag = json_node_get_object (element);
+        if (json_object_get_string_member_with_default (tag, "label", NULL) == NULL)
+          continue;
+        g_ptr_array_add (tags, magpie_tag_new (json_object_get_string_member (tag, "label"),
+                                               json_object_get_double_member_with_default (
+                                                 tag, "confidence", 0.0),
+                                               MAGPIE_TAG_SOURCE_SERVER));
+      }
+  }
+  magpie_library_set_tags (self, photo, tags, MAGPIE_TAG_SOURCE_SERVER);
+  magpie_photo_set_state (photo, MAGPIE_PHOTO_STATE_TAGGED);
+  return TRUE;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 #include "magpie-outbox.h"
 #include "magpie-photo.h"
@@ -30,7 +31,9 @@ MagpieLibrary      *magpie_library_new               (const char          *data_
 MagpieOutbox       *magpie_library_get_outbox        (MagpieLibrary       *self);
 const char         *magpie_library_get_thumbnail_dir (MagpieLibrary       *self);
 void                magpie_library_sync              (MagpieLibrary       *self);
+guint               magpie_library_get_n_pending     (MagpieLibrary       *self);
 gboolean            magpie_library_get_loaded        (MagpieLibrary       *self);
+MagpieTagger       *magpie_library_get_tagger        (MagpieLibrary       *self);
 void                magpie_library_set_tagger        (MagpieLibrary       *self,
                                                       MagpieTagger        *tagger);
 void                magpie_library_load_async        (MagpieLibrary       *self,
@@ -61,5 +64,9 @@ void                magpie_library_set_tags          (MagpieLibrary       *self,
                                                       MagpiePhoto         *photo,
                                                       GPtrArray           *tags,
                                                       MagpieTagSource      source);
+MagpiePhoto        *magpie_library_find_by_sha256    (MagpieLibrary       *self,
+                                                      const char          *sha256);
+gboolean            magpie_library_apply_server_photo (MagpieLibrary      *self,
+                                                       JsonNode           *node);
 
 G_END_DECLS

@@ -447,10 +447,7 @@ finish_import_sql (sqlite3   *db,
   return magpie_store_read_row (db, job->id, error);
 
 fail:
-  g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-               "finishing an import: %s", sqlite3_errmsg (db));
-  magpie_store_exec (db, "ROLLBACK", NULL);
-  return NULL;
+  return magpie_store_fail_transaction (db, "finishing an import", error);
 }
 
 static gpointer
@@ -707,10 +704,7 @@ take_sql (sqlite3   *db,
   return GINT_TO_POINTER (1);
 
 fail:
-  g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-               "taking from the outbox: %s", sqlite3_errmsg (db));
-  magpie_store_exec (db, "ROLLBACK", NULL);
-  return NULL;
+  return magpie_store_fail_transaction (db, "taking from the outbox", error);
 }
 
 static void

@@ -11,6 +11,8 @@
 
 #include <glib/gi18n.h>
 
+#include "nn-labels.h"
+
 struct _MagpiePhotoTile {
   GtkWidget    parent_instance;
 
@@ -35,7 +37,8 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
-/* "cat, 87 %, on this device": a tag in words, for tooltips and screen readers. */
+/* "cat, 87 %, on this device": a tag in words, in the user's language (the bundled model's
+ * labels are translated, nn-labels.c), for tooltips and screen readers. */
 char *
 magpie_tag_describe (const MagpieTag *tag)
 {
@@ -43,9 +46,10 @@ magpie_tag_describe (const MagpieTag *tag)
 
   if (tag->source == MAGPIE_TAG_SOURCE_LOCAL)
     /* Translators: a tag, its confidence in percent and where it came from */
-    return g_strdup_printf (_("%s, %d %%, on this device"), tag->label, percent);
+    return g_strdup_printf (_("%s, %d %%, on this device"), nn_label_display_name (tag->label),
+                            percent);
   /* Translators: a tag and its confidence in percent */
-  return g_strdup_printf (_("%s, %d %%"), tag->label, percent);
+  return g_strdup_printf (_("%s, %d %%"), nn_label_display_name (tag->label), percent);
 }
 
 /* A chip for @tag: its label and confidence; a tag from the local model carries a
@@ -68,7 +72,8 @@ magpie_tag_chip_new (const MagpieTag *tag)
       gtk_widget_add_css_class (chip, "local");
     }
   /* Translators: a tag chip: the tag and its confidence in percent */
-  text = g_strdup_printf (_("%s %d %%"), tag->label, (int) (tag->confidence * 100.0 + 0.5));
+  text = g_strdup_printf (_("%s %d %%"), nn_label_display_name (tag->label),
+                          (int) (tag->confidence * 100.0 + 0.5));
   label = gtk_label_new (text);
   gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
   gtk_label_set_max_width_chars (GTK_LABEL (label), 12);

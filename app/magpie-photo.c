@@ -14,6 +14,8 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "nn-labels.h"
+
 /* Large enough for a 200 px tile on a 2x display without a visible blur. */
 #define MAGPIE_THUMBNAIL_SIZE 320
 
@@ -422,8 +424,26 @@ magpie_photo_set_tags (MagpiePhoto     *self,
   return TRUE;
 }
 
+/* Whether a word of @label starts with @folded (casefolded). */
+static gboolean
+label_matches (const char *label,
+               const char *folded)
+{
+  g_autofree char *casefolded = g_utf8_casefold (label, -1);
+
+  for (const char *p = casefolded; p != NULL; p = strchr (p, ' '))
+    {
+      while (*p == ' ')
+        p++;
+      if (g_str_has_prefix (p, folded))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 /* Whether a tag with at least @threshold confidence starts with @query (case-insensitive,
- * by word), or the file name contains it. An empty query matches everything. */
+ * by word, in English or the user's language), or the file name contains it. An empty query
+ * matches everything. */
 gboolean
 magpie_photo_matches (MagpiePhoto *self,
                       const char  *query,
@@ -441,18 +461,13 @@ magpie_photo_matches (MagpiePhoto *self,
   for (guint i = 0; i < self->tags->len; i++)
     {
       const MagpieTag *tag = self->tags->pdata[i];
-      g_autofree char *label = NULL;
 
       if (tag->confidence < threshold)
         continue;
-      label = g_utf8_casefold (tag->label, -1);
-      for (const char *p = label; p != NULL; p = strchr (p, ' '))
-        {
-          while (*p == ' ')
-            p++;
-          if (g_str_has_prefix (p, folded))
-            return TRUE;
-        }
+      /* as shown ("Katze") and as stored ("cat"): both find the photo */
+      if (label_matches (nn_label_display_name (tag->label), folded) ||
+          label_matches (tag->label, folded))
+        return TRUE;
     }
 
   name = g_utf8_casefold (self->name, -1);

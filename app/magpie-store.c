@@ -69,6 +69,18 @@ set_sqlite_error (sqlite3     *db,
   return FALSE;
 }
 
+/* For a MagpieStoreFunc that fails inside a transaction: sets @error to "@what: <SQLite's
+ * message>", rolls back, and returns NULL for the function to return. */
+gpointer
+magpie_store_fail_transaction (sqlite3     *db,
+                               const char  *what,
+                               GError     **error)
+{
+  set_sqlite_error (db, what, error);
+  magpie_store_exec (db, "ROLLBACK", NULL);
+  return NULL;
+}
+
 gboolean
 magpie_store_exec (sqlite3     *db,
                    const char  *sql,

@@ -66,6 +66,9 @@ void         magpie_store_sync       (MagpieStore         *self);
 gboolean     magpie_store_exec       (sqlite3             *db,
                                       const char          *sql,
                                       GError             **error);
+gpointer     magpie_store_fail_transaction (sqlite3       *db,
+                                            const char    *what,
+                                            GError       **error);
 MagpieStoreRow *magpie_store_read_row (sqlite3            *db,
                                        gint64              id,
                                        GError            **error);

@@ -1,9 +1,10 @@
 /* magpie-tagger.c - tags photos on this device with the bundled photo model
  *
- * The model (ONNX, with its JSON sidecar naming preprocessing and labels) is loaded by the
- * first photo to be tagged, on the tagger's own thread: one NnModel is not thread-safe, and
- * one thread keeps the CPU free for the interface. A model that cannot be loaded is reported
- * once in the log and every later request fails at once with MAGPIE_CLIENT_ERROR_NO_MODEL.
+ * The model (ONNX, with its JSON sidecar naming preprocessing and labels, as a list or a file)
+ * is loaded by the first photo to be tagged, on the tagger's own thread: one NnModel is not
+ * thread-safe, and one thread keeps the CPU free for the interface. A model that cannot be
+ * loaded is reported once in the log and every later request fails at once with
+ * MAGPIE_CLIENT_ERROR_NO_MODEL.
  */
 #define G_LOG_DOMAIN "magpie-tagger"
 
@@ -23,7 +24,8 @@ struct _MagpieTagger {
   GObject        parent_instance;
 
   char          *model_path;
-  GThreadPool   *pool;
+  GThreadPool   *pool;       /* NULL once closed */
+  gint           closed;     /* atomic: queued work is dropped */
   /* only touched on the pool's thread */
   NnModel       *model;
   NnImageConfig *config;
@@ -98,13 +100,14 @@ tagger_load (MagpieTagger  *self,
   if (!nn_image_config_load (self->config, sidecar, &local_error))
     goto fail;
   nn_image_config_fit_model (self->config, self->model);
-  if (self->config->labels == NULL)
-    {
-      g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
-                   "%s names no labels file", sidecar);
-      goto fail;
-    }
-  lines = nn_labels_load (self->config->labels, &local_error);
+  /* "labels": the list itself (data/models/photos.json), or a file of lines (synset.txt) */
+  if (self->config->label_names != NULL)
+    lines = g_strdupv (self->config->label_names);
+  else if (self->config->labels != NULL)
+    lines = nn_labels_load (self->config->labels, &local_error);
+  else
+    g_set_error (&local_error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
+                 "%s names no labels", sidecar);
   if (lines == NULL)
     goto fail;
   n = g_strv_length (lines);
@@ -164,6 +167,11 @@ tag_worker (gpointer data,
   gsize n;
   gint64 start = g_get_monotonic_time ();
 
+  if (g_atomic_int_get (&self->closed))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "the tagger is closed");
+      return;
+    }
   if (g_task_return_error_if_cancelled (task))
     return;
   if (self->model == NULL && self->load_error == NULL && !tagger_load (self, &self->load_error))
@@ -209,7 +217,8 @@ magpie_tagger_finalize (GObject *object)
 {
   MagpieTagger *self = MAGPIE_TAGGER (object);
 
-  g_thread_pool_free (self->pool, FALSE, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (self->pool, FALSE, TRUE);
   g_clear_pointer (&self->model, nn_model_free);
   g_clear_pointer (&self->config, nn_image_config_free);
   g_clear_pointer (&self->labels, g_strfreev);
@@ -265,7 +274,25 @@ magpie_tagger_tag_async (MagpieTagger        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, magpie_tagger_tag_async);
   g_task_set_task_data (task, g_object_ref (file), g_object_unref);
+  if (self->pool == NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED, "closed");
+      g_object_unref (task);
+      return;
+    }
   g_thread_pool_push (self->pool, task, NULL);
+}
+
+/* Drops the work still queued (it finishes as cancelled) and waits for the running piece:
+ * the process may then exit without a thread still inside the model. */
+void
+magpie_tagger_close (MagpieTagger *self)
+{
+  g_return_if_fail (MAGPIE_IS_TAGGER (self));
+
+  g_atomic_int_set (&self->closed, TRUE);
+  if (self->pool != NULL)
+    g_thread_pool_free (g_steal_pointer (&self->pool), FALSE, TRUE);
 }
 
 GPtrArray *

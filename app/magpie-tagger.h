@@ -26,4 +26,6 @@ GPtrArray    *magpie_tagger_tag_finish   (MagpieTagger        *self,
                                           GAsyncResult        *result,
                                           GError             **error);
 
+void magpie_tagger_close (MagpieTagger *self);
+
 G_END_DECLS

@@ -24,6 +24,8 @@ struct _MagpieWindow {
   GtkImage              *connection_image;
   MagpieGalleryPage     *gallery_page;
   MagpieDrawPage        *draw_page;
+  GtkWidget             *upload_indicator;
+  GtkLabel              *upload_label;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieWindow, magpie_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -96,6 +98,24 @@ update_connection_indicator (MagpieWindow *self)
   self->shown_state = state;
 }
 
+/* How many photos are not on the server yet: shown while there are any. */
+static void
+update_upload_indicator (MagpieWindow *self)
+{
+  guint n = magpie_library_get_n_pending (self->library);
+  g_autofree char *count = g_strdup_printf ("%u", n);
+  g_autofree char *text = NULL;
+
+  /* Translators: shown on the header's upload indicator */
+  text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u photo waiting to upload",
+                                       "%u photos waiting to upload", n), n);
+  gtk_label_set_label (self->upload_label, count);
+  gtk_widget_set_tooltip_text (self->upload_indicator, text);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (self->upload_indicator),
+                                  GTK_ACCESSIBLE_PROPERTY_LABEL, text, -1);
+  gtk_widget_set_visible (self->upload_indicator, n > 0);
+}
+
 static void
 save_window_state (MagpieWindow *self)
 {
@@ -124,14 +144,29 @@ magpie_window_close_request (GtkWindow *window)
 }
 
 static void
+keyring_unavailable_cb (MagpieWindow *self)
+{
+  adw_toast_overlay_add_toast (self->toast_overlay,
+                               adw_toast_new (_("No keyring available: this computer’s Magpie "
+                                                "identity is kept only until you quit")));
+}
+
+static void
 magpie_window_constructed (GObject *object)
 {
   MagpieWindow *self = MAGPIE_WINDOW (object);
+  GApplication *app = g_application_get_default ();
 
   G_OBJECT_CLASS (magpie_window_parent_class)->constructed (object);
 
   g_assert (MAGPIE_IS_CONNECTION (self->connection));
   magpie_gallery_page_set_library (self->gallery_page, self->library);
+  if (self->library != NULL)
+    {
+      g_signal_connect_object (self->library, "notify::n-pending",
+                               G_CALLBACK (update_upload_indicator), self, G_CONNECT_SWAPPED);
+      update_upload_indicator (self);
+    }
 
   g_signal_connect_object (self->connection, "notify::state",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
@@ -140,6 +175,11 @@ magpie_window_constructed (GObject *object)
   g_signal_connect_object (self->connection, "notify::server-version",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   update_connection_indicator (self);
+
+  if (MAGPIE_IS_APPLICATION (app) && magpie_application_get_identity (MAGPIE_APPLICATION (app)))
+    g_signal_connect_object (magpie_application_get_identity (MAGPIE_APPLICATION (app)),
+                             "keyring-unavailable", G_CALLBACK (keyring_unavailable_cb), self,
+                             G_CONNECT_SWAPPED);
 }
 
 static void
@@ -298,6 +338,8 @@ magpie_window_class_init (MagpieWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, connection_image);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, gallery_page);
   gtk_widget_class_bind_template_child (widget_class, MagpieWindow, draw_page);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, upload_indicator);
+  gtk_widget_class_bind_template_child (widget_class, MagpieWindow, upload_label);
 
   gtk_widget_class_install_action (widget_class, "window.add-photos", NULL, add_photos_action_cb);
   gtk_widget_class_install_action (widget_class, "window.search", NULL, search_action_cb);

@@ -27,6 +27,16 @@ mp_image_limits_init (MpImageLimits *limits)
   limits->work_side = MP_IMAGE_WORK_SIDE_DEFAULT;
 }
 
+/* gdk_pixbuf_format_get_name() returns a new string each time. */
+static gboolean
+format_is (GdkPixbufFormat *format,
+           const char      *name)
+{
+  g_autofree char *actual = format ? gdk_pixbuf_format_get_name (format) : NULL;
+
+  return g_strcmp0 (actual, name) == 0;
+}
+
 static gboolean
 format_refused (GdkPixbufFormat *format)
 {
@@ -59,9 +69,10 @@ size_prepared_cb (GdkPixbufLoader *loader,
     }
   if (format_refused (gdk_pixbuf_loader_get_format (loader)))
     {
+      g_autofree char *name = gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader));
+
       g_set_error (&probe->error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
-                   "vector images (%s) are not accepted as photos",
-                   gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader)));
+                   "vector images (%s) are not accepted as photos", name);
       gdk_pixbuf_loader_set_size (loader, 0, 0);
       return;
     }
@@ -73,8 +84,7 @@ size_prepared_cb (GdkPixbufLoader *loader,
       /* Only libjpeg shrinks while decoding (DCT scaling); the others decode at full size and
        * the loader would scale afterwards anyway, and hide its progress (area-updated) while
        * doing so, which the truncation check needs. */
-      if (g_strcmp0 (gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader)),
-                     "jpeg") == 0)
+      if (format_is (gdk_pixbuf_loader_get_format (loader), "jpeg"))
         gdk_pixbuf_loader_set_size (loader, MAX (1, (int) (width * f + 0.5)),
                                     MAX (1, (int) (height * f + 0.5)));
       else
@@ -106,11 +116,9 @@ truncated (const Probe     *probe,
            const guint8    *data,
            gsize            length)
 {
-  const char *name = gdk_pixbuf_format_get_name (format);
-
-  if (g_strcmp0 (name, "png") == 0)
+  if (format_is (format, "png"))
     return probe->rows_done < gdk_pixbuf_get_height (pixbuf);
-  if (g_strcmp0 (name, "webp") == 0)
+  if (format_is (format, "webp"))
     {
       guint32 riff_size;
 
@@ -142,6 +150,7 @@ mp_image_decode (const guint8        *data,
   g_autoptr(GError) local_error = NULL;
   g_autoptr(MpImage) image = NULL;
   GdkPixbufFormat *format;
+  g_autofree char *format_name = NULL;
   GdkPixbuf *raw;
   Probe probe = { limits, NULL, 0, 0, FALSE, 0 };
   gboolean ok = TRUE;
@@ -178,6 +187,7 @@ mp_image_decode (const guint8        *data,
       return NULL;
     }
   format = gdk_pixbuf_loader_get_format (loader);
+  format_name = format ? gdk_pixbuf_format_get_name (format) : NULL;
   if (!ok)
     {
       /* No format means no loader recognised the bytes at all. */
@@ -186,7 +196,7 @@ mp_image_decode (const guint8        *data,
                      "not an image in a format this server can decode");
       else
         g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT, "cannot decode the %s "
-                     "image: %s", gdk_pixbuf_format_get_name (format),
+                     "image: %s", format_name,
                      local_error ? local_error->message : "the decoder gave no reason");
       return NULL;
     }
@@ -201,7 +211,7 @@ mp_image_decode (const guint8        *data,
     {
       g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT,
                    "the %s image is truncated: the file ends early",
-                   gdk_pixbuf_format_get_name (format));
+                   format_name);
       return NULL;
     }
   if (gdk_pixbuf_get_bits_per_sample (raw) != 8 || gdk_pixbuf_get_n_channels (raw) < 3 ||
@@ -214,7 +224,7 @@ mp_image_decode (const guint8        *data,
     }
 
   image = g_new0 (MpImage, 1);
-  image->format = g_strdup (gdk_pixbuf_format_get_name (format));
+  image->format = g_steal_pointer (&format_name);
   image->width = probe.width;
   image->height = probe.height;
   if (orientation_swaps (raw))

@@ -38,6 +38,10 @@ static const SrvOptionSpec option_specs[] = {
   { "tag-rules", "FILE", "Per-label thresholds, aliases and priorities (GKeyFile)" },
   { "tag-min-confidence", "P", "Drop tags below this confidence, 0 to 1 (default 0.1)" },
   { "tag-top-k", "K", "Keep at most this many tags per photo, 1 to 20 (default 5)" },
+  { "admin-access-key", "KEY", "Access key id of an S3 key pair that reaches the whole bucket "
+                               "(16 to 128 of A-Z, 0-9; needs --admin-secret-key)" },
+  { "admin-secret-key", "SECRET", "Its secret, at least 32 characters (prefer "
+                                  "MAGPIED_ADMIN_SECRET_KEY or the config file to a flag)" },
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
@@ -88,6 +92,10 @@ srv_config_free (SrvConfig *config)
   g_free (config->photo_model);
   g_free (config->digit_model);
   g_free (config->tag_rules);
+  g_free (config->admin_access_key);
+  if (config->admin_secret_key)
+    memset (config->admin_secret_key, 0, strlen (config->admin_secret_key));
+  g_free (config->admin_secret_key);
   g_free (config);
 }
 
@@ -106,6 +114,8 @@ srv_config_copy (const SrvConfig *config)
   copy->photo_model = g_strdup (config->photo_model);
   copy->digit_model = g_strdup (config->digit_model);
   copy->tag_rules = g_strdup (config->tag_rules);
+  copy->admin_access_key = g_strdup (config->admin_access_key);
+  copy->admin_secret_key = g_strdup (config->admin_secret_key);
   return copy;
 }
 
@@ -403,6 +413,33 @@ apply (SrvConfig   *config,
         }
       config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
     }
+  else if (strcmp (name, "admin-access-key") == 0)
+    {
+      gsize len = strlen (value);
+      gboolean ok = len >= 16 && len <= 128;
+
+      for (const char *c = value; ok && *c; c++)
+        ok = g_ascii_isupper (*c) || g_ascii_isdigit (*c);
+      /* "ASIA" is what temporary keys start with; an admin key must not look like one. */
+      if (!ok || g_str_has_prefix (value, "ASIA"))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--admin-access-key: use 16 to 128 of A-Z and 0-9, not starting with ASIA");
+          return FALSE;
+        }
+      set_str (&config->admin_access_key, value);
+    }
+  else if (strcmp (name, "admin-secret-key") == 0)
+    {
+      if (strlen (value) < 32 || strlen (value) > 256)
+        {
+          /* The value itself stays out of the message: it may be a real secret. */
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--admin-secret-key must be 32 to 256 characters long");
+          return FALSE;
+        }
+      set_str (&config->admin_secret_key, value);
+    }
   else
     g_assert_not_reached ();
 
@@ -559,6 +596,13 @@ srv_config_load (SrvConfig           *config,
           ok = FALSE;
           goto out;
         }
+    }
+
+  if (ok && (config->admin_access_key == NULL) != (config->admin_secret_key == NULL))
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "--admin-access-key and --admin-secret-key go together: give both or neither");
+      ok = FALSE;
     }
 
 out:

@@ -33,6 +33,8 @@ typedef struct {
   char        *tag_rules;     /* NULL or a GKeyFile of per-label thresholds and aliases */
   double      tag_min_confidence;
   guint        tag_top_k;
+  char        *admin_access_key;  /* NULL, or a key pair that reaches the whole bucket ... */
+  char        *admin_secret_key;  /* ... for backups and operators; never logged */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
 } SrvConfig;

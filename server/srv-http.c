@@ -307,15 +307,13 @@ srv_http_reply_set_error (SrvHttpReply *reply,
                           const char   *format,
                           ...)
 {
-  g_autofree char *message = NULL;
   char *body;
   va_list args;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  body = srv_error_body_valist (code, format, args);
   va_end (args);
 
-  body = srv_error_body (code, message);
   reply->status = status;
   srv_http_reply_add_header (reply, "Cache-Control", "no-store");
   srv_http_reply_set_body (reply, "application/json", g_bytes_new_take (body, strlen (body)));

@@ -3,8 +3,9 @@
  *
  * Decoding and inference run on the blocking pool (srv_http_offload) with an engine instance
  * borrowed from the model's pool. Without a model the endpoints answer 503 and say which file
- * is missing. Image-bytes digits get a plain grayscale 28×28 resize, inverted when the
- * background is light (MNIST digits are light on dark), not MNIST's crop-and-centre.
+ * is missing. Image-bytes digits are prepared as the app's Draw page prepares its canvas
+ * (nn_digits_preprocess: crop to the ink, longer side to 20, centred by mass in 28×28), so a
+ * digit drawn anywhere on a canvas of any size gets the same answer here as in the app.
  */
 #define G_LOG_DOMAIN "magpied-predict"
 
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "mp-image.h"
+#include "nn-digits.h"
 #include "srv-http.h"
 #include "srv-reply.h"
 #include "srv-workers.h"
@@ -31,7 +33,7 @@ typedef struct {
   SrvModel    *model;
   PredictKind  kind;
   GBytes      *body;    /* image bytes */
-  float       *pixels;  /* PREDICT_DIGIT_PIXELS: the input item, 0..255 */
+  float       *pixels;  /* digits: the input item (0..255 as sent, or prepared from an image) */
 } Predict;
 
 static void
@@ -98,31 +100,41 @@ normalise_gray (const NnImageConfig *cfg,
     v[i] = (v[i] * cfg->scale - cfg->mean[0]) / cfg->std[0];
 }
 
-static GdkPixbuf *
-light_on_dark (GdkPixbuf *pixbuf)
+/* The ink of @pixbuf, 0 (none) .. 255 (full), into @ink (width × height bytes). A picture
+ * with transparency is ink where it is opaque (strokes on a transparent canvas); an opaque
+ * one is ink where it differs from its background, taken to be dark when the mean luminance
+ * is, so dark-on-light (a photographed page) and light-on-dark (MNIST) both work. */
+static void
+digit_ink (GdkPixbuf *pixbuf,
+           guint8    *ink)
 {
   int w = gdk_pixbuf_get_width (pixbuf), h = gdk_pixbuf_get_height (pixbuf);
   int stride = gdk_pixbuf_get_rowstride (pixbuf), nc = gdk_pixbuf_get_n_channels (pixbuf);
   const guint8 *px = gdk_pixbuf_read_pixels (pixbuf);
-  GdkPixbuf *copy;
-  guint8 *out;
+  gboolean alpha = gdk_pixbuf_get_has_alpha (pixbuf) && nc == 4;
+  gboolean transparent = FALSE;
   double sum = 0;
 
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       {
         const guint8 *p = px + (gsize) y * stride + (gsize) x * nc;
-        sum += 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        guint8 luma = (guint8) lround (0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]);
+
+        ink[(gsize) y * w + x] = luma;
+        sum += luma;
+        transparent = transparent || (alpha && p[3] < 255);
       }
-  if (sum / ((double) w * h) <= 127.5)
-    return g_object_ref (pixbuf);
-  copy = gdk_pixbuf_copy (pixbuf);
-  out = gdk_pixbuf_get_pixels (copy);
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w * nc; x++)
-      if (nc < 4 || x % nc != 3)
-        out[(gsize) y * stride + x] = 255 - out[(gsize) y * stride + x];
-  return copy;
+  if (transparent)
+    {
+      for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+          ink[(gsize) y * w + x] = px[(gsize) y * stride + (gsize) x * nc + 3];
+      return;
+    }
+  if (sum / ((double) w * h) > 127.5)
+    for (gsize i = 0; i < (gsize) w * h; i++)
+      ink[i] = 255 - ink[i];
 }
 
 static void
@@ -155,6 +167,25 @@ predict_work (SrvHttpReply *reply,
           return;
         }
     }
+  if (p->kind == PREDICT_DIGIT_IMAGE)
+    {
+      int w = gdk_pixbuf_get_width (image->pixbuf), h = gdk_pixbuf_get_height (image->pixbuf);
+      g_autofree guint8 *ink = NULL;
+
+      if (srv_model_get_input_numel (p->model) != NN_DIGITS_SIZE * NN_DIGITS_SIZE)
+        {
+          srv_http_reply_set_error (reply, SOUP_STATUS_INTERNAL_SERVER_ERROR, "model_failed",
+                                    "the %s model does not take one 28×28 grey image, which "
+                                    "image bytes are prepared as", srv_model_get_name (p->model));
+          return;
+        }
+      ink = g_malloc ((gsize) w * h);
+      digit_ink (image->pixbuf, ink);
+      p->pixels = g_new (float, NN_DIGITS_SIZE * NN_DIGITS_SIZE);
+      /* no ink is a blank canvas: all zero, as the app's model sees it */
+      nn_digits_preprocess (ink, w, h, w, p->pixels);
+      nn_digits_normalize (srv_model_get_image_config (p->model), p->pixels);
+    }
 
   instance = srv_model_acquire (p->model, &error);
   if (instance == NULL)
@@ -167,24 +198,10 @@ predict_work (SrvHttpReply *reply,
     probs = srv_model_classify (p->model, instance, &image->pixbuf, 1, &n_classes, &error);
   else
     {
-      const NnImageConfig *cfg = srv_model_get_image_config (p->model);
-      gint64 numel = srv_model_get_input_numel (p->model);
-      g_autoptr(NnTensor) t = NULL;
-
       if (p->kind == PREDICT_DIGIT_PIXELS)
-        normalise_gray (cfg, p->pixels, numel);
-      else
-        {
-          g_autoptr(GdkPixbuf) upright = light_on_dark (image->pixbuf);
-
-          t = nn_image_from_pixbuf (cfg, upright);
-        }
-      if (t != NULL && nn_tensor_numel (t) != numel)
-        g_set_error (&error, NN_ERROR, NN_ERROR_INPUT, "the digit model's input is not one "
-                     "grey image of its sidecar's size");
-      else
-        probs = srv_model_run_raw (p->model, instance, t ? t->data : p->pixels, &n_classes,
-                                   &error);
+        normalise_gray (srv_model_get_image_config (p->model), p->pixels,
+                        srv_model_get_input_numel (p->model));
+      probs = srv_model_run_raw (p->model, instance, p->pixels, &n_classes, &error);
     }
   srv_model_release (p->model, instance);
   if (probs == NULL)

@@ -44,6 +44,16 @@ srv_error_body (const char *code,
   return json_generator_to_data (gen, NULL);
 }
 
+char *
+srv_error_body_valist (const char *code,
+                       const char *format,
+                       va_list     args)
+{
+  g_autofree char *message = g_strdup_vprintf (format, args);
+
+  return srv_error_body (code, message);
+}
+
 void
 srv_reply_error (SoupServerMessage *msg,
                  guint              status,
@@ -51,15 +61,13 @@ srv_reply_error (SoupServerMessage *msg,
                  const char        *format,
                  ...)
 {
-  g_autofree char *message = NULL;
   char *body;
   va_list args;
 
   va_start (args, format);
-  message = g_strdup_vprintf (format, args);
+  body = srv_error_body_valist (code, format, args);
   va_end (args);
 
-  body = srv_error_body (code, message);
   soup_server_message_set_status (msg, status, NULL);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                 "Cache-Control", "no-store");

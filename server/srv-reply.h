@@ -16,5 +16,9 @@ void   srv_reply_error  (SoupServerMessage *msg,
                          ...) G_GNUC_PRINTF (4, 5);
 char  *srv_error_body   (const char        *code,
                          const char        *message);
+/* The envelope with a printf-style message, for srv_reply_error() and its off-thread twin. */
+char  *srv_error_body_valist (const char   *code,
+                              const char   *format,
+                              va_list       args) G_GNUC_PRINTF (2, 0);
 
 G_END_DECLS

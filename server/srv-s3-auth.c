@@ -5,10 +5,12 @@
 
 #include "srv-s3-auth.h"
 
+#include <sodium.h>
 #include <string.h>
 
 SrvS3Principal *
 srv_s3_authenticate (SrvKeyring           *keyring,
+                     const SrvS3AdminKey  *admin,
                      const MpSigv4Request *request,
                      const char           *region,
                      gint64                now,
@@ -34,9 +36,29 @@ srv_s3_authenticate (SrvKeyring           *keyring,
         g_propagate_error (error, g_steal_pointer (&local));
       return NULL;
     }
+  if ((auth->security_token == NULL || *auth->security_token == '\0') && admin != NULL &&
+      strlen (auth->access_key_id) == strlen (admin->access_key_id) &&
+      sodium_memcmp (auth->access_key_id, admin->access_key_id,
+                     strlen (admin->access_key_id)) == 0)
+    {
+      if (!mp_sigv4_verify (auth, request, admin->secret_access_key, &params, error))
+        return NULL;
+      credentials = g_new0 (SrvCredentials, 1);
+      credentials->identity_id = g_strdup (SRV_S3_ADMIN_IDENTITY);
+      credentials->kind = SRV_IDENTITY_ACCOUNT;
+      credentials->access_key_id = g_strdup (admin->access_key_id);
+      credentials->secret_access_key = g_strdup (admin->secret_access_key);
+      credentials->prefix = g_strdup ("");
+      credentials->expires_at = G_MAXINT64;
+      principal = g_new0 (SrvS3Principal, 1);
+      principal->credentials = g_steal_pointer (&credentials);
+      principal->auth = g_steal_pointer (&auth);
+      return principal;
+    }
   if (auth->security_token == NULL || *auth->security_token == '\0')
     {
-      /* Only temporary credentials exist here, and they always travel with their token. */
+      /* Apart from the admin pair, only temporary credentials exist here, and they always
+       * travel with their token. */
       g_set_error (error, SRV_S3_ERROR, SRV_S3_ERROR_INVALID_ACCESS_KEY_ID,
                    "the access key id %s does not exist in our records (is the "
                    "x-amz-security-token missing?)", auth->access_key_id);
@@ -123,7 +145,8 @@ srv_s3_authorize (const SrvCredentials *credentials,
     case SRV_S3_OP_LIST_OBJECTS:
     case SRV_S3_OP_LIST_OBJECTS_V2:
     case SRV_S3_OP_LIST_UPLOADS:
-      if (list_prefix == NULL || !g_str_has_prefix (list_prefix, prefix))
+      if ((list_prefix == NULL && *prefix != '\0') ||
+          (list_prefix != NULL && !g_str_has_prefix (list_prefix, prefix)))
         DENY ("listing prefix '%s' is denied: list under %s",
               list_prefix ? list_prefix : "", prefix);
       return TRUE;

@@ -13,17 +13,28 @@
 
 G_BEGIN_DECLS
 
+/* The operator's key pair from the config: no token, reaches every key of the bucket. */
+typedef struct {
+  const char *access_key_id;
+  const char *secret_access_key;
+} SrvS3AdminKey;
+
+#define SRV_S3_ADMIN_IDENTITY "admin"
+
 typedef struct {
   SrvCredentials *credentials;  /* from the session token */
   MpSigv4Auth    *auth;         /* the verified signature: payload hash, seed for chunks */
 } SrvS3Principal;
 
 /* Verifies the request's SigV4 (header or presigned query) against the secret derived from
- * its x-amz-security-token, whose access key must be the one in the credential scope.
+ * its x-amz-security-token, whose access key must be the one in the credential scope; or,
+ * without a token, against @admin's secret when its access key is @admin's (@admin may be
+ * NULL; the admin principal has prefix "" and identity SRV_S3_ADMIN_IDENTITY).
  * Returns NULL and sets @error: AccessDenied (anonymous), InvalidAccessKeyId, ExpiredToken,
  * InvalidToken, SignatureDoesNotMatch, RequestTimeTooSkewed, AuthorizationHeaderMalformed
  * (as srv_s3_error_code() maps them). */
 SrvS3Principal *srv_s3_authenticate     (SrvKeyring           *keyring,
+                                         const SrvS3AdminKey  *admin,
                                          const MpSigv4Request *request,
                                          const char           *region,
                                          gint64                now,

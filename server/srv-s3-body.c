@@ -14,10 +14,80 @@
 
 #include "srv-s3-proto.h"
 
+/* A plain body's signed SHA-256 is checked by the reader (a blocking-pool thread), not by
+ * got-chunk on the main loop, which then only copies bytes: the main loop serves every
+ * connection, and 20 MB of SHA-256 is ~130 ms of it. The last read that completes the body
+ * fails instead of returning its bytes when the hash differs, so the store, which commits
+ * only after reading the whole body, never makes a mismatching object visible. */
+#define SRV_TYPE_S3_VERIFY_STREAM (srv_s3_verify_stream_get_type ())
+G_DECLARE_FINAL_TYPE (SrvS3VerifyStream, srv_s3_verify_stream, SRV, S3_VERIFY_STREAM,
+                      GFilterInputStream)
+
+struct _SrvS3VerifyStream {
+  GFilterInputStream  parent_instance;
+  GChecksum          *sha256;
+  char               *expected;
+  gint64              remaining;
+};
+
+G_DEFINE_FINAL_TYPE (SrvS3VerifyStream, srv_s3_verify_stream, G_TYPE_FILTER_INPUT_STREAM)
+
+static gssize
+verify_read (GInputStream  *stream,
+             void          *buffer,
+             gsize          count,
+             GCancellable  *cancellable,
+             GError       **error)
+{
+  SrvS3VerifyStream *self = SRV_S3_VERIFY_STREAM (stream);
+  GInputStream *base = g_filter_input_stream_get_base_stream (G_FILTER_INPUT_STREAM (stream));
+  gssize n = g_input_stream_read (base, buffer, count, cancellable, error);
+
+  if (n <= 0 || self->sha256 == NULL)
+    return n;
+  g_checksum_update (self->sha256, buffer, n);
+  self->remaining -= n;
+  if (self->remaining <= 0)
+    {
+      const char *got = g_checksum_get_string (self->sha256);
+
+      if (strcmp (got, self->expected) != 0)
+        {
+          g_set_error (error, SRV_S3_ERROR, SRV_S3_ERROR_CONTENT_SHA256_MISMATCH,
+                       "the body's SHA-256 %s is not the signed x-amz-content-sha256 %s",
+                       got, self->expected);
+          return -1;
+        }
+      g_clear_pointer (&self->sha256, g_checksum_free);
+    }
+  return n;
+}
+
+static void
+srv_s3_verify_stream_finalize (GObject *object)
+{
+  SrvS3VerifyStream *self = SRV_S3_VERIFY_STREAM (object);
+
+  g_clear_pointer (&self->sha256, g_checksum_free);
+  g_free (self->expected);
+  G_OBJECT_CLASS (srv_s3_verify_stream_parent_class)->finalize (object);
+}
+
+static void
+srv_s3_verify_stream_class_init (SrvS3VerifyStreamClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = srv_s3_verify_stream_finalize;
+  G_INPUT_STREAM_CLASS (klass)->read_fn = verify_read;
+}
+
+static void
+srv_s3_verify_stream_init (SrvS3VerifyStream *self)
+{
+}
+
 struct _SrvS3Body {
   int                  fd;
-  GChecksum           *sha256;       /* plain bodies with a signed hash */
-  char                *expected;     /* that hash */
+  char                *expected;     /* a plain body's signed hash, checked by readers */
   MpSigv4ChunkDecoder *decoder;      /* aws-chunked */
   GByteArray          *decoded;      /* scratch for one piece's payload */
   gint64               max_size;
@@ -69,7 +139,6 @@ srv_s3_body_new (const char        *dir,
     }
   else if (is_hex_sha256 (payload_hash))
     {
-      body->sha256 = g_checksum_new (G_CHECKSUM_SHA256);
       body->expected = g_ascii_strdown (payload_hash, -1);
     }
   else
@@ -101,8 +170,6 @@ srv_s3_body_free (SrvS3Body *body)
     return;
   if (body->fd >= 0)
     close (body->fd);
-  if (body->sha256)
-    g_checksum_free (body->sha256);
   g_free (body->expected);
   g_clear_pointer (&body->decoder, mp_sigv4_chunk_decoder_free);
   if (body->decoded)
@@ -160,8 +227,6 @@ srv_s3_body_feed (SrvS3Body    *body,
       write_all (body, body->decoded->data, body->decoded->len);
       return;
     }
-  if (body->sha256)
-    g_checksum_update (body->sha256, data, len);
   write_all (body, data, len);
 }
 
@@ -171,11 +236,6 @@ srv_s3_body_finish (SrvS3Body *body,
 {
   if (body->error == NULL && body->decoder != NULL)
     mp_sigv4_chunk_decoder_finish (body->decoder, &body->error);
-  if (body->error == NULL && body->sha256 != NULL &&
-      strcmp (g_checksum_get_string (body->sha256), body->expected) != 0)
-    g_set_error (&body->error, SRV_S3_ERROR, SRV_S3_ERROR_CONTENT_SHA256_MISMATCH,
-                 "the body's SHA-256 %s is not the signed x-amz-content-sha256 %s",
-                 g_checksum_get_string (body->sha256), body->expected);
   if (body->error != NULL)
     {
       g_propagate_error (error, g_error_copy (body->error));
@@ -203,6 +263,8 @@ srv_s3_body_open (SrvS3Body *body,
   /* The reopened descriptor has its own offset, so readers never race the writer. */
   g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", body->fd);
   int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
+  g_autoptr(GInputStream) raw = NULL;
+  SrvS3VerifyStream *verify;
 
   if (fd < 0)
     {
@@ -212,7 +274,22 @@ srv_s3_body_open (SrvS3Body *body,
                    "cannot reopen the spooled body: %s", g_strerror (saved_errno));
       return NULL;
     }
-  return g_unix_input_stream_new (fd, TRUE);
+  raw = g_unix_input_stream_new (fd, TRUE);
+  if (body->expected == NULL)
+    return g_steal_pointer (&raw);
+  verify = g_object_new (SRV_TYPE_S3_VERIFY_STREAM, "base-stream", raw, NULL);
+  verify->sha256 = g_checksum_new (G_CHECKSUM_SHA256);
+  verify->expected = g_strdup (body->expected);
+  verify->remaining = body->size;
+  /* An empty body completes at once: check it here, as no read will. */
+  if (body->size == 0 && strcmp (body->expected, MP_SIGV4_EMPTY_SHA256) != 0)
+    {
+      g_object_unref (verify);
+      g_set_error (error, SRV_S3_ERROR, SRV_S3_ERROR_CONTENT_SHA256_MISMATCH,
+                   "the empty body is not the signed x-amz-content-sha256 %s", body->expected);
+      return NULL;
+    }
+  return G_INPUT_STREAM (verify);
 }
 
 GBytes *
@@ -233,6 +310,8 @@ srv_s3_body_read_all (SrvS3Body *body,
   in = srv_s3_body_open (body, error);
   if (in == NULL)
     return NULL;
+  if (body->size == 0)
+    return g_bytes_new (NULL, 0);
   bytes = g_input_stream_read_bytes (in, (gsize) body->size, NULL, error);
   if (bytes == NULL)
     return NULL;

@@ -1,7 +1,8 @@
 /* srv-s3-body.h - an S3 request body spooled to an unlinked file as it arrives
  *
  * Fed from soup's got-chunk on the main thread: aws-chunked bodies are decoded with every
- * chunk signature checked, plain bodies are hashed against the signed x-amz-content-sha256.
+ * chunk signature checked as they arrive; plain bodies are checked against the signed
+ * x-amz-content-sha256 by the streams srv_s3_body_open() returns, as they are read.
  * The file is unlinked at creation, so every path (errors, client disconnects, crashes)
  * frees its space when the body is freed. Memory stays at one chunk-header line.
  */
@@ -36,13 +37,14 @@ void          srv_s3_body_feed       (SrvS3Body         *body,
                                       const guint8      *data,
                                       gsize              len);
 /* At the end of the wire body: FALSE with the first failure, or IncompleteBody (truncated
- * chunks), XAmzContentSHA256Mismatch, EntityTooLarge. */
+ * chunks), SignatureDoesNotMatch (a chunk), EntityTooLarge. */
 gboolean      srv_s3_body_finish     (SrvS3Body         *body,
                                       GError           **error);
 /* Payload bytes spooled (decoded for aws-chunked). */
 gint64        srv_s3_body_get_size   (SrvS3Body         *body);
 gint64        srv_s3_body_get_wire_size (SrvS3Body      *body);
-/* A fresh stream over the payload, from its start; any thread. */
+/* A fresh stream over the payload, from its start; any thread. For a hashed plain body the
+ * read that completes it fails with XAmzContentSHA256Mismatch when the hash differs. */
 GInputStream *srv_s3_body_open       (SrvS3Body         *body,
                                       GError           **error);
 /* The whole payload in memory, for XML request bodies; FALSE (EntityTooLarge) over @max. */

@@ -849,8 +849,14 @@ prepare (S3Request         *req,
   request.query = g_uri_get_query (uri);
   request.headers = (const MpSigv4Header *) wire->data;
   request.n_headers = wire->len;
-  req->principal = srv_s3_authenticate (ctx->keyring, &request, ctx->config->region,
-                                        g_get_real_time () / G_USEC_PER_SEC, error);
+  {
+    SrvS3AdminKey admin = { ctx->config->admin_access_key, ctx->config->admin_secret_key };
+
+    req->principal = srv_s3_authenticate (ctx->keyring,
+                                          admin.access_key_id != NULL ? &admin : NULL,
+                                          &request, ctx->config->region,
+                                          g_get_real_time () / G_USEC_PER_SEC, error);
+  }
   if (req->principal == NULL)
     return FALSE;
 

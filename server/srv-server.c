@@ -216,16 +216,6 @@ api_of_path (const char *path)
 }
 
 static void
-not_found_cb (SoupServer        *soup,
-              SoupServerMessage *msg,
-              const char        *path,
-              GHashTable        *query,
-              gpointer           user_data)
-{
-  srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found", "no such endpoint: %s", path);
-}
-
-static void
 request_started_cb (SoupServer        *soup,
                     SoupServerMessage *msg,
                     gpointer           user_data)
@@ -359,7 +349,6 @@ srv_server_new (const SrvConfig *config,
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
-  soup_server_add_handler (self->soup, NULL, not_found_cb, self, NULL);
   srv_predict_register (&self->ctx);
   if (!srv_api_start (&self->ctx, error))
     return NULL;

@@ -258,7 +258,8 @@ worker_thread (gpointer data)
                                 &error);
       if (jobs == NULL)
         {
-          log_event (G_LOG_LEVEL_WARNING, NULL, NULL, "cannot lease jobs", error->message);
+          /* Usually a busy or briefly unreachable catalog: say so, wait, try again. */
+          log_event (G_LOG_LEVEL_MESSAGE, NULL, NULL, "cannot lease jobs", error->message);
           srv_db_wait_events (db, generation, SRV_WORKERS_IDLE_WAIT_US);
           continue;
         }
@@ -348,8 +349,9 @@ tick (SrvWorkers *pool)
 
   if (!srv_db_queue_stats (pool->ctx->db, &stats, &error))
     {
-      log_event (G_LOG_LEVEL_WARNING, NULL, NULL, "cannot read the queue depth", error->message);
-      resize (pool, pool->state.current);
+      log_event (G_LOG_LEVEL_MESSAGE, NULL, NULL, "cannot read the queue depth",
+                 error->message);
+      resize (pool, pool->photo ? pool->state.current : 0);
       return;
     }
   /* Leased jobs are work in hand: counting them keeps the pool from shrinking under a batch. */

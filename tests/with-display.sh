@@ -28,6 +28,10 @@ if [ -z "$display" ]; then
   exit 1
 fi
 
+# A private runtime dir: services the session bus activates (gnome-keyring) put their
+# sockets and control dirs there, and the trap removes them with the rest.
+mkdir -m 0700 "$fifo_dir/runtime"
+export XDG_RUNTIME_DIR="$fifo_dir/runtime"
 export DISPLAY=":$display"
 unset WAYLAND_DISPLAY
 export GDK_BACKEND=x11

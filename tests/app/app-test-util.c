@@ -185,3 +185,26 @@ app_test_isolate_dirs (void)
     }
   return home;
 }
+
+/* Saves the whole X display as @dir/@name with ImageMagick's import (the UI tests run in
+ * their own Xvfb); says so and does nothing when import is not installed. */
+void
+app_test_screenshot (const char *dir,
+                     const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *command = g_strdup_printf ("import -window root '%s'", path);
+  g_autofree char *import = g_find_program_in_path ("import");
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  if (import == NULL)
+    {
+      g_test_message ("no screenshot: ImageMagick's import is not installed");
+      return;
+    }
+  g_spawn_command_line_sync (command, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_test_message ("screenshot: %s", path);
+}

@@ -13,6 +13,8 @@ typedef MpTestServer AppTestServer;
 
 MagpieApplication *app_test_application_new (void);
 char              *app_test_isolate_dirs    (void);
+void               app_test_screenshot      (const char       *dir,
+                                             const char       *name);
 gboolean           app_test_wait            (AppTestCondition  condition,
                                              gpointer          user_data,
                                              guint             timeout_ms);

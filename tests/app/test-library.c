@@ -11,6 +11,7 @@
 #include "magpie-library.h"
 #include "magpie-outbox.h"
 #include "magpie-tagger.h"
+#include "nn-image.h"
 
 typedef struct {
   char *dir;
@@ -405,6 +406,7 @@ test_outbox_cycle (Fixture       *f,
     imported = import (library, paths);
   }
   g_assert_cmpuint (imported->n_added, ==, 2);
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 2);
   outbox = magpie_library_get_outbox (library);
 
   first = take (outbox, NULL);
@@ -442,6 +444,8 @@ test_outbox_cycle (Fixture       *f,
   photo = magpie_library_find (library, second->id);
   g_assert_cmpint (magpie_photo_get_state (photo), ==, MAGPIE_PHOTO_STATE_FAILED);
   g_assert_cmpstr (magpie_photo_get_failure_reason (photo), ==, "The server is busy");
+  /* Failed for good is not pending any more; the retried one still is. */
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 1);
 
   magpie_outbox_complete_async (outbox, first->id, NULL, store_result_cb, &result);
   done = magpie_outbox_update_finish (outbox, wait_result (&result), &error);
@@ -450,6 +454,7 @@ test_outbox_cycle (Fixture       *f,
   g_assert_cmpint (done->sent, ==, done->size);
   photo = magpie_library_find (library, first->id);
   g_assert_cmpint (magpie_photo_get_state (photo), ==, MAGPIE_PHOTO_STATE_TAGGING);
+  g_assert_cmpuint (magpie_library_get_n_pending (library), ==, 0);
 }
 
 /* An entry taken by a process that then died is due again at the next start. */
@@ -641,6 +646,36 @@ test_tagger (Fixture       *f,
   g_assert_cmpfloat_with_epsilon (best->confidence, 0.769, 0.01);
   g_assert_cmpint (best->source, ==, MAGPIE_TAG_SOURCE_LOCAL);
   g_assert_cmpfloat (((MagpieTag *) tags->pdata[1])->confidence, <=, best->confidence);
+
+  /* The labels as a list in the sidecar, as data/models/photos.json gives CIFAR-10's. */
+  {
+    g_autofree char *inline_link = g_build_filename (f->dir, "inline.onnx", NULL);
+    g_autofree char *inline_sidecar = g_build_filename (f->dir, "inline.json", NULL);
+    g_auto(GStrv) lines = nn_labels_load (synset, &error);
+    g_autoptr(GString) list = g_string_new ("{\"resize\": 256, \"channel_order\": \"BGR\", "
+                                            "\"mean\": [104, 117, 123], \"labels\": [");
+    g_autoptr(MagpieTagger) listed = NULL;
+
+    g_assert_no_error (error);
+    for (guint i = 0; lines[i] != NULL; i++)
+      {
+        g_autofree char *quoted = g_strescape (lines[i], NULL);
+
+        g_string_append_printf (list, "%s\"%s\"", i ? ", " : "", quoted);
+      }
+    g_string_append (list, "]}");
+    g_assert_cmpint (symlink (model, inline_link), ==, 0);
+    g_assert_true (g_file_set_contents (inline_sidecar, list->str, -1, NULL));
+    listed = magpie_tagger_new (inline_link);
+    g_clear_object (&result);
+    g_clear_pointer (&tags, g_ptr_array_unref);
+    magpie_tagger_tag_async (listed, file, NULL, tag_cb, &result);
+    tags = magpie_tagger_tag_finish (listed, wait_result (&result), &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (tags->len, >=, 2);
+    g_assert_cmpstr (((MagpieTag *) tags->pdata[0])->label, ==, "Egyptian cat");
+    g_assert_cmpfloat_with_epsilon (((MagpieTag *) tags->pdata[0])->confidence, 0.769, 0.01);
+  }
 
   /* Not an image: an error, not a crash, and the tagger still works afterwards. */
   g_assert_true (g_file_set_contents (text, "not a photo\n", -1, NULL));

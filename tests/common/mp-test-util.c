@@ -10,7 +10,9 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
@@ -78,6 +80,13 @@ find_listening_url (const char *log)
   return g_strndup (url, end - url);
 }
 
+/* A failed assertion aborts the test before its cleanup runs; the server must not outlive it. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 /* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
  * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
  * server exits or does not announce itself in time. */
@@ -111,6 +120,7 @@ mp_test_server_start (const char  *data_dir,
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
   g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   server->process = g_subprocess_launcher_spawnv (launcher,
                                                   (const char * const *) argv->pdata, error);
   if (server->process == NULL)
@@ -256,4 +266,40 @@ mp_test_shared_data (const char *relative)
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return NULL;
   return g_steal_pointer (&path);
+}
+
+char *
+mp_test_photo_model (const char *dir)
+{
+  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
+  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
+  g_autofree char *model = NULL;
+  g_autofree char *sidecar = NULL;
+  g_autofree char *json = NULL;
+
+  if (squeezenet == NULL || synset == NULL)
+    return NULL;
+  model = g_build_filename (dir, "photos.onnx", NULL);
+  sidecar = g_build_filename (dir, "photos.json", NULL);
+  json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
+                          "\"mean\": [104, 117, 123], \"labels\": \"%s\"}", synset);
+  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
+  g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
+  return g_steal_pointer (&model);
+}
+
+double
+mp_test_metric (SoupSession *session,
+                const char  *url,
+                const char  *series)
+{
+  g_autofree char *metrics_url = g_strconcat (url, "/metrics", NULL);
+  guint status = 0;
+  g_autofree char *text = mp_test_http_text (session, "GET", metrics_url, &status);
+  g_autofree char *needle = g_strconcat ("\n", series, " ", NULL);
+  const char *at;
+
+  g_assert_cmpuint (status, ==, 200);
+  at = strstr (text, needle);
+  return at ? g_ascii_strtod (at + strlen (needle), NULL) : -1;
 }

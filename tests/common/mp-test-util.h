@@ -36,6 +36,14 @@ char         *mp_test_http_text        (SoupSession   *session,
                                         const char    *url,
                                         guint         *status);
 char         *mp_test_shared_data      (const char    *relative);
+/* SqueezeNet from the shared data set up in @dir as a photo model: photos.onnx (a link) and a
+ * Caffe-style photos.json sidecar (BGR, mean subtraction, 256 then crop 224, ImageNet labels).
+ * Returns the .onnx path, or NULL when the shared data lacks the model or its labels. */
+char         *mp_test_photo_model      (const char    *dir);
+/* The value of one series (`name{labels}` as written) in a server's /metrics; -1 if absent. */
+double        mp_test_metric           (SoupSession   *session,
+                                        const char    *url,
+                                        const char    *series);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpTestServer, mp_test_server_free)
 

@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_magpied import Server  # noqa: E402
 
 failures = []
 
@@ -71,38 +73,6 @@ def pick_photo():
     if not os.path.isfile(candidate):
         skip("no test photo: ../shared/data/photos is not beside the checkout")
     return candidate
-
-
-class Server:
-    def __init__(self, magpied, tmp, model):
-        self.data_dir = os.path.join(tmp, "data")
-        self.log_path = os.path.join(tmp, "magpied.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([magpied, "--listen", "127.0.0.1:0", "--data-dir",
-                                      self.data_dir, "--photo-model", model,
-                                      "--tag-min-confidence", "0.01"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = None
-        deadline = time.time() + 30
-        while time.time() < deadline and self.url is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError("magpied exited: " + open(self.log_path).read())
-            for line in open(self.log_path):
-                if "msg=listening" in line:
-                    self.url = line.split(" url=")[1].split()[0]
-            time.sleep(0.05)
-        if self.url is None:
-            raise RuntimeError("magpied did not announce its URL")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def call(method, url, body=None, token=None):
@@ -170,7 +140,8 @@ def main():
     try:
         model = pick_model(tmp)
         photo = pick_photo()
-        server = Server(os.environ["MAGPIED"], tmp, model)
+        server = Server(os.environ["MAGPIED"], tmp,
+                        ["--photo-model", model, "--tag-min-confidence", "0.01"])
 
         status, ident = call("POST", server.url + "/v1/identities", {})
         check(status == 201, "guest identity created")

@@ -10,14 +10,18 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_magpied import Server  # noqa: E402
+
 BUCKET = "magpie"
+ADMIN = {"access_key_id": "MAGPIEOPERATOR000001",
+         "secret_access_key": "operator-secret-for-the-integration-test-0001"}
 CLIENTS = ["/usr/bin/aws", "/usr/bin/rclone", "/usr/bin/s3cmd", "/usr/bin/curl"]
 failures = []
 
@@ -48,36 +52,6 @@ try:
     from boto3.s3.transfer import TransferConfig
 except ImportError:
     skip("python3-boto3 is not installed (tools/deps.sh installs it)")
-
-
-class Server:
-    def __init__(self, magpied, tmp):
-        self.data_dir = os.path.join(tmp, "data")
-        self.log_path = os.path.join(tmp, "magpied.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([magpied, "--listen", "127.0.0.1:0", "--data-dir",
-                                      self.data_dir], stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = None
-        deadline = time.time() + 20
-        while time.time() < deadline and self.url is None:
-            if self.proc.poll() is not None:
-                raise RuntimeError("magpied exited: " + open(self.log_path).read())
-            for line in open(self.log_path):
-                if "msg=listening" in line:
-                    self.url = line.split(" url=")[1].split()[0]
-            time.sleep(0.05)
-        if self.url is None:
-            raise RuntimeError("magpied did not announce its URL")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
 
 
 def post_json(url, body):
@@ -361,22 +335,17 @@ def test_s3cmd(server, tmp, me, other_key, expired, forged):
 
 # ---- raw HTTP: what clients do not do on purpose ------------------------------------------------
 
-def signed_headers(server, creds, method, key, payload_hash, length):
+def signed_headers(server, creds, method, key, length):
+    """Headers botocore signs for @method on @key with Content-Length @length. Over plain
+    HTTP botocore signs the payload's SHA-256, here of the empty body it is given, so any
+    non-empty body sent with these headers is not the signed one."""
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
     req = AWSRequest(method=method, url="%s/%s/%s" % (server.url, BUCKET, key),
                      headers={"Content-Length": str(length)})
-    req.context["payload_signing_enabled"] = True
     S3SigV4Auth(Credentials(creds["access_key_id"], creds["secret_access_key"],
                             creds["session_token"]), "s3", "us-east-1").add_auth(req)
-    if payload_hash is not None:
-        # Re-sign with the hash we claim (botocore hashes the empty body it was given).
-        req = AWSRequest(method=method, url="%s/%s/%s" % (server.url, BUCKET, key),
-                         headers={"Content-Length": str(length),
-                                  "X-Amz-Content-SHA256": payload_hash})
-        S3SigV4Auth(Credentials(creds["access_key_id"], creds["secret_access_key"],
-                                creds["session_token"]), "s3", "us-east-1").add_auth(req)
     headers = dict(req.headers.items())
     headers["Host"] = server.url.split("://", 1)[1]
     return headers
@@ -405,8 +374,9 @@ def test_raw(server, tmp, me, other_key, expired, forged):
     p = me["prefix"] + "raw/"
     s3 = boto(server, me)
 
-    # A body that is not the one signed: refused, nothing stored.
-    h = signed_headers(server, me, "PUT", p + "lie", hashlib.sha256(b"truth").hexdigest(), 5)
+    # A body that is not the one signed: refused, the stored version untouched.
+    s3.put_object(Bucket=BUCKET, Key=p + "lie", Body=b"truth")
+    h = signed_headers(server, me, "PUT", p + "lie", 5)
     c = http.client.HTTPConnection(host, int(port), timeout=30)
     c.request("PUT", "/%s/%slie" % (BUCKET, p), body=b"lies!", headers=h)
     r = c.getresponse()
@@ -414,13 +384,13 @@ def test_raw(server, tmp, me, other_key, expired, forged):
     check(r.status == 400 and "<Code>XAmzContentSHA256Mismatch</Code>" in body and
           r.getheader("x-amz-request-id"), "a body that is not the signed one: 400 "
           "XAmzContentSHA256Mismatch")
-    check(boto_error(lambda: s3.head_object(Bucket=BUCKET, Key=p + "lie"))[0] == 404,
-          "... and nothing is stored")
+    check(s3.get_object(Bucket=BUCKET, Key=p + "lie")["Body"].read() == b"truth",
+          "... and the stored version is untouched")
     c.close()
 
     # Over the single-PUT limit with Expect: 100-continue: refused before any body byte.
     big = 6 << 30
-    h = signed_headers(server, me, "PUT", p + "huge", "UNSIGNED-PAYLOAD", big)
+    h = signed_headers(server, me, "PUT", p + "huge", big)
     h["Expect"] = "100-continue"
     sock = socket.create_connection((host, int(port)), timeout=30)
     head = "PUT /%s/%shuge HTTP/1.1\r\n" % (BUCKET, p) + \
@@ -441,7 +411,7 @@ def test_raw(server, tmp, me, other_key, expired, forged):
     # A client that vanishes mid-upload: no object, no descriptor or spool kept.
     time.sleep(0.3)
     baseline = open_fds(server)
-    h = signed_headers(server, me, "PUT", p + "gone", "UNSIGNED-PAYLOAD", 64 << 20)
+    h = signed_headers(server, me, "PUT", p + "gone", 64 << 20)
     sock = socket.create_connection((host, int(port)), timeout=30)
     head = "PUT /%s/%sgone HTTP/1.1\r\n" % (BUCKET, p) + \
         "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
@@ -472,8 +442,11 @@ def test_raw(server, tmp, me, other_key, expired, forged):
 def main():
     tmp = tempfile.mkdtemp(prefix="magpie-s3-")
     server = None
+    ok = False
     try:
-        server = Server(os.environ["MAGPIED"], tmp)
+        server = Server(os.environ["MAGPIED"], tmp,
+                        ["--admin-access-key", ADMIN["access_key_id"],
+                         "--admin-secret-key", ADMIN["secret_access_key"]])
         try:
             me, other = credentials(server), credentials(server)
             print("# credentials from POST /v1/credentials")
@@ -499,14 +472,38 @@ def main():
 
         body = boto(server, other).get_object(Bucket=BUCKET, Key=other_key)["Body"].read()
         check(body == b"not yours", "the other identity's object survived every attempt")
+
+        # The operator's pair from the config reaches every identity's keys, with no token.
+        admin = boto(server, dict(ADMIN, session_token=None))
+        keys = [o["Key"] for o in admin.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+        check(other_key in keys and any(k.startswith(me["prefix"]) for k in keys),
+              "admin key pair lists every identity's objects (%d keys)" % len(keys))
+        check(admin.get_object(Bucket=BUCKET, Key=other_key)["Body"].read() == b"not yours",
+              "admin key pair reads another identity's object")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=ADMIN["access_key_id"],
+                   AWS_SECRET_ACCESS_KEY=ADMIN["secret_access_key"],
+                   AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE="/dev/null",
+                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+        ls = subprocess.run(["/usr/bin/aws", "--endpoint-url", server.url, "s3", "ls",
+                             "--recursive", "s3://%s/" % BUCKET], env=env,
+                            capture_output=True, text=True)
+        check(ls.returncode == 0 and other_key in ls.stdout,
+              "aws CLI with the admin key pair lists the whole bucket")
+        wrong = boto(server, dict(ADMIN, secret_access_key="x" * 40, session_token=None))
+        try:
+            wrong.list_objects_v2(Bucket=BUCKET)
+            check(False, "admin key with a wrong secret is refused")
+        except botocore.exceptions.ClientError as e:
+            check(e.response["Error"]["Code"] == "SignatureDoesNotMatch",
+                  "admin key with a wrong secret is refused (%s)" % e.response["Error"]["Code"])
         spool = os.listdir(os.path.join(server.data_dir, "spool"))
         check(spool == [], "no spool files left behind: %s" % spool)
+        ok = True
     finally:
         if server is not None:
             server.stop()
-            if failures:
-                sys.stdout.write("--- magpied log (tail)\n" +
-                                 "".join(open(server.log_path).readlines()[-40:]))
+            if failures or not ok:
+                sys.stdout.write("--- magpied log (tail)\n" + server.log_tail())
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print("%d check(s) failed" % len(failures))

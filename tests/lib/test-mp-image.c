@@ -212,7 +212,11 @@ have_format (const char *name)
   gboolean found = FALSE;
 
   for (GSList *l = formats; l; l = l->next)
-    found |= g_strcmp0 (gdk_pixbuf_format_get_name (l->data), name) == 0;
+    {
+      g_autofree char *format_name = gdk_pixbuf_format_get_name (l->data);
+
+      found |= g_strcmp0 (format_name, name) == 0;
+    }
   g_slist_free (formats);
   return found;
 }

@@ -99,6 +99,8 @@ test_service_options (void)
     "--workers=0:2", "--workers=3:2", "--workers=1:65", "--workers=a", "--workers=1:2:3",
     "--guests=maybe", "--bucket=Bad_Bucket", "--bucket=ab", "--region=", "--tag-top-k=0",
     "--tag-top-k=21", "--tag-min-confidence=1.5", "--tag-min-confidence=x", "--photo-model=",
+    "--admin-access-key=short", "--admin-access-key=ASIA0000000000000000",
+    "--admin-access-key=lowercase0000000000", "--admin-secret-key=tooshort",
   };
   g_autoptr(SrvConfig) config = srv_config_new ();
   g_autoptr(SrvConfig) copy = NULL;
@@ -124,6 +126,24 @@ test_service_options (void)
   g_assert_cmpfloat (copy->tag_min_confidence, ==, 0.25);
   g_assert_cmpstr (copy->photo_model, ==, model);
   g_assert_null (copy->digit_model);
+
+  {
+    /* The pair goes together, and the secret never shows in an error. */
+    g_autoptr(SrvConfig) c = srv_config_new ();
+    g_autoptr(GError) e = NULL;
+    const char *half[] = { "--admin-secret-key=0123456789abcdef0123456789abcdef", NULL };
+    const char *both[] = { "--admin-access-key=MAGPIEADMIN000000001", NULL };
+    const char *both_env[] = { "MAGPIED_ADMIN_SECRET_KEY=0123456789abcdef0123456789abcdef",
+                               NULL };
+
+    g_assert_false (load (c, half, NULL, &e));
+    g_assert_error (e, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID);
+    g_assert_null (strstr (e->message, "0123456789abcdef"));
+    g_clear_error (&e);
+    g_assert_true (load (c, both, both_env, &e));
+    g_assert_no_error (e);
+    g_assert_cmpstr (c->admin_access_key, ==, "MAGPIEADMIN000000001");
+  }
 
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {

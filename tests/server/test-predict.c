@@ -1,9 +1,10 @@
 /* test-predict.c - POST /v1/predict/{photo,digit} and GET /v1/models against a real magpied
- * serving SqueezeNet (as the photo model) and MNIST-8 (as the digit model) */
+ * serving SqueezeNet (as the photo model) and the bundled data/models/digits.onnx */
 #include "config.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
 #include <gio/gio.h>
+#include <math.h>
 #include <string.h>
 
 #include "mp-test-util.h"
@@ -108,29 +109,19 @@ new_token (Fixture *f)
 static gboolean
 fixture_setup (Fixture *f, gboolean with_models)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
-  g_autofree char *mnist = mp_test_shared_data ("models/mnist-8.onnx");
   g_autoptr(GError) error = NULL;
 
   memset (f, 0, sizeof *f);
-  if (squeezenet == NULL || synset == NULL || mnist == NULL)
-    return FALSE;
   f->model_dir = mp_test_make_tmpdir ("magpie-predict-models");
-  if (with_models)
+  f->photo_model = mp_test_photo_model (f->model_dir);
+  f->digit_model = g_build_filename (MAGPIE_SOURCE_DIR, "data", "models", "digits.onnx", NULL);
+  g_assert_true (g_file_test (f->digit_model, G_FILE_TEST_IS_REGULAR));
+  if (f->photo_model == NULL)
+    return FALSE;
+  if (!with_models)
     {
-      g_autofree char *sidecar = g_build_filename (f->model_dir, "photos.json", NULL);
-      g_autofree char *json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                                               "\"mean\": [104, 117, 123], \"labels\": \"%s\"}",
-                                               synset);
-
-      f->photo_model = g_build_filename (f->model_dir, "photos.onnx", NULL);
-      g_assert_cmpint (symlink (squeezenet, f->photo_model), ==, 0);
-      g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
-      f->digit_model = g_strdup (mnist);
-    }
-  else
-    {
+      g_free (f->photo_model);
+      g_free (f->digit_model);
       /* named but absent, so a photos.onnx landing in the tree cannot change the answer */
       f->photo_model = g_build_filename (f->model_dir, "absent.onnx", NULL);
       f->digit_model = g_build_filename (f->model_dir, "absent-digits.onnx", NULL);
@@ -331,9 +322,9 @@ test_digit (void)
       g_assert_cmpuint (status, ==, 200);
       right_png += json_object_get_int_member (c, "digit") == labels[i];
     }
-  /* a plain resize of a clean, centred digit: most come back right (not MNIST's centring) */
+  /* cropped and centred as MNIST was made, an MNIST digit comes back as itself */
   g_test_message ("image bytes: %u of 10 right", right_png);
-  g_assert_cmpuint (right_png, >=, 8);
+  g_assert_cmpuint (right_png, >=, 9);
 
   {
     g_autoptr(GBytes) short_ = pixels_json (images, 1.0, 783);
@@ -352,6 +343,153 @@ test_digit (void)
   fixture_teardown (&f);
 }
 
+/* Digits as a canvas draws them, in canvas units (0..1) of the digit's square; NAN ends a
+ * stroke. The same shapes as tests/ui/test-draw.c. */
+typedef struct {
+  double x, y;
+} Point;
+
+static GArray *
+drawn_digit (int digit)
+{
+  GArray *points = g_array_new (FALSE, FALSE, sizeof (Point));
+  Point end = { NAN, NAN };
+
+  switch (digit)
+    {
+    case 0:
+      for (int i = 0; i <= 32; i++)
+        {
+          double t = 2 * G_PI * i / 32;
+          Point p = { 0.5 + 0.19 * sin (t), 0.5 - 0.29 * cos (t) };
+
+          g_array_append_val (points, p);
+        }
+      break;
+    case 1:
+      {
+        Point line[] = { { 0.52, 0.2 }, { 0.5, 0.8 } };
+
+        g_array_append_vals (points, line, G_N_ELEMENTS (line));
+      }
+      break;
+    case 4:
+      {
+        Point line[] = { { 0.58, 0.2 }, { 0.3, 0.6 }, { 0.75, 0.6 }, end,
+                         { 0.6, 0.38 }, { 0.6, 0.82 } };
+
+        g_array_append_vals (points, line, G_N_ELEMENTS (line));
+      }
+      break;
+    case 7:
+    default:
+      {
+        Point line[] = { { 0.3, 0.22 }, { 0.7, 0.22 }, { 0.46, 0.81 } };
+
+        g_array_append_vals (points, line, G_N_ELEMENTS (line));
+      }
+      break;
+    }
+  return points;
+}
+
+typedef enum {
+  INK_DARK_ON_LIGHT,  /* a pen on paper */
+  INK_LIGHT_ON_DARK,  /* as MNIST's files are */
+  INK_ON_TRANSPARENT, /* a canvas exported with no background */
+} Ink;
+
+static double
+segment_distance (double px, double py, Point a, Point b)
+{
+  double dx = b.x - a.x, dy = b.y - a.y, len2 = dx * dx + dy * dy;
+  double t = len2 > 0 ? CLAMP (((px - a.x) * dx + (py - a.y) * dy) / len2, 0.0, 1.0) : 0.0;
+
+  return hypot (px - (a.x + t * dx), py - (a.y + t * dy));
+}
+
+/* @digit drawn with a round pen into a @side-pixel square at (@left, @top) of a 320×240
+ * picture, antialiased, as PNG: small and off-centre, as a person leaves it on a canvas. */
+static GBytes *
+drawn_png (int digit, Ink ink, int left, int top, int side)
+{
+  g_autoptr(GArray) points = drawn_digit (digit);
+  g_autoptr(GdkPixbuf) pixbuf = gdk_pixbuf_new (GDK_COLORSPACE_RGB, TRUE, 8, 320, 240);
+  guint8 *px = gdk_pixbuf_get_pixels (pixbuf);
+  int stride = gdk_pixbuf_get_rowstride (pixbuf);
+  const Point *p = (const Point *) points->data;
+  double radius = 0.075 / 2 * side;
+  gchar *buf = NULL;
+  gsize len = 0;
+
+  for (int y = 0; y < 240; y++)
+    for (int x = 0; x < 320; x++)
+      {
+        guint8 *o = px + y * stride + x * 4;
+        double d = INFINITY, cover;
+        guint8 v;
+
+        for (guint i = 0; i + 1 < points->len; i++)
+          if (!isnan (p[i].x) && !isnan (p[i + 1].x))
+            {
+              Point a = { left + p[i].x * side, top + p[i].y * side };
+              Point b = { left + p[i + 1].x * side, top + p[i + 1].y * side };
+
+              d = MIN (d, segment_distance (x + 0.5, y + 0.5, a, b));
+            }
+        cover = CLAMP (radius + 0.5 - d, 0.0, 1.0);
+        v = (guint8) lround (255 * cover);
+        switch (ink)
+          {
+          case INK_DARK_ON_LIGHT:
+            o[0] = o[1] = o[2] = 255 - v;
+            o[3] = 255;
+            break;
+          case INK_LIGHT_ON_DARK:
+            o[0] = o[1] = o[2] = v;
+            o[3] = 255;
+            break;
+          case INK_ON_TRANSPARENT:
+          default:
+            o[0] = o[1] = o[2] = 20;
+            o[3] = v;
+            break;
+          }
+      }
+  g_assert_true (gdk_pixbuf_save_to_buffer (pixbuf, &buf, &len, "png", NULL, NULL));
+  return g_bytes_new_take (buf, len);
+}
+
+/* A digit drawn small in a corner of a large picture is cropped and centred as the Draw page
+ * does it, whichever way round the ink is; a blank picture is a blank canvas. */
+static void
+test_drawn_digit (void)
+{
+  Fixture f;
+  const int digits[] = { 0, 1, 4, 7 };
+  guint status = 0;
+
+  if (!fixture_setup (&f, TRUE))
+    {
+      fixture_teardown (&f);
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no photo model for magpied");
+      return;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (digits); i++)
+    for (Ink ink = INK_DARK_ON_LIGHT; ink <= INK_ON_TRANSPARENT; ink++)
+      {
+        g_autoptr(GBytes) png = drawn_png (digits[i], ink, 200 - 60 * (int) ink, 130, 100);
+        g_autoptr(JsonObject) o = send_json (&f, "POST", "/v1/predict/digit", f.token,
+                                             "image/png", png, &status);
+
+        g_assert_cmpuint (status, ==, 200);
+        g_test_message ("drew %d (ink %d), magpied sees %" G_GINT64_FORMAT, digits[i], ink,
+                        json_object_get_int_member (o, "digit"));
+        g_assert_cmpint (json_object_get_int_member (o, "digit"), ==, digits[i]);
+      }
+  fixture_teardown (&f);
+}
+
 static void
 test_models (void)
 {
@@ -363,6 +501,7 @@ test_models (void)
 
   if (!fixture_setup (&f, TRUE))
     {
+      fixture_teardown (&f);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet or mnist-8");
       return;
     }
@@ -422,6 +561,7 @@ test_no_model (void)
 
   if (!fixture_setup (&f, FALSE))
     {
+      fixture_teardown (&f);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet or mnist-8");
       return;
     }
@@ -452,6 +592,7 @@ main (int argc, char *argv[])
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/srv/predict/photo", test_photo);
   g_test_add_func ("/srv/predict/digit", test_digit);
+  g_test_add_func ("/srv/predict/drawn-digit", test_drawn_digit);
   g_test_add_func ("/srv/predict/models", test_models);
   g_test_add_func ("/srv/predict/no-model", test_no_model);
   return g_test_run ();

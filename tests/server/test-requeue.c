@@ -14,26 +14,9 @@
 #define BUCKET "magpie"
 #define N_PHOTOS 200
 
-/* The value of a series in /metrics text, -1 when absent. */
-static double
-scrape (SoupSession *session, const char *url, const char *series)
-{
-  g_autofree char *metrics_url = g_strconcat (url, "/metrics", NULL);
-  guint status = 0;
-  g_autofree char *text = mp_test_http_text (session, "GET", metrics_url, &status);
-  g_autofree char *needle = g_strconcat ("\n", series, " ", NULL);
-  const char *at;
-
-  g_assert_cmpuint (status, ==, 200);
-  at = strstr (text, needle);
-  return at ? g_ascii_strtod (at + strlen (needle), NULL) : -1;
-}
-
 static void
 test_kill_9 (void)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
   g_autofree char *photo_path = mp_test_shared_data ("photos/golden_retriever_winml.jpg");
   g_autofree char *dir = NULL;
   g_autofree char *data_dir = NULL;
@@ -48,24 +31,17 @@ test_kill_9 (void)
   gint64 deadline;
   const char *args[] = { "--photo-model", NULL, "--workers", "2:2", NULL };
 
-  if (squeezenet == NULL || synset == NULL || photo_path == NULL)
+  dir = mp_test_make_tmpdir ("magpie-requeue");
+  model = mp_test_photo_model (dir);
+  if (model == NULL || photo_path == NULL)
     {
+      mp_test_rm_rf (dir);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet, synset or photos");
       return;
     }
-  dir = mp_test_make_tmpdir ("magpie-requeue");
   data_dir = g_build_filename (dir, "data", NULL);
-  model = g_build_filename (dir, "photos.onnx", NULL);
   catalog = g_build_filename (data_dir, "catalog.db", NULL);
   args[1] = model;
-  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
-  {
-    g_autofree char *sidecar = g_build_filename (dir, "photos.json", NULL);
-    g_autofree char *json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                                             "\"mean\": [104, 117, 123], \"labels\": \"%s\"}",
-                                             synset);
-    g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
-  }
   {
     g_autofree char *contents = NULL;
     gsize length;
@@ -117,8 +93,8 @@ test_kill_9 (void)
     deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
     while (g_get_monotonic_time () < deadline)
       {
-        done_before = scrape (session, first->url, "magpied_jobs_total{result=\"done\"}");
-        leased_before = scrape (session, first->url, "magpied_queue_leased");
+        done_before = mp_test_metric (session, first->url, "magpied_jobs_total{result=\"done\"}");
+        leased_before = mp_test_metric (session, first->url, "magpied_queue_leased");
         if (done_before >= 10 && leased_before > 0)
           break;
         g_usleep (5 * 1000);
@@ -136,8 +112,8 @@ test_kill_9 (void)
     deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
     for (;;)
       {
-        double depth = scrape (session, second->url, "magpied_queue_depth");
-        double leased = scrape (session, second->url, "magpied_queue_leased");
+        double depth = mp_test_metric (session, second->url, "magpied_queue_depth");
+        double leased = mp_test_metric (session, second->url, "magpied_queue_leased");
 
         if (depth == 0 && leased == 0)
           break;

@@ -16,20 +16,6 @@
 #define COOLDOWN_US (1500 * 1000)
 #define TICK_US (250 * 1000)  /* SRV_WORKERS_TICK_MS */
 
-static double
-scrape (SoupSession *session, const char *url, const char *series)
-{
-  g_autofree char *metrics_url = g_strconcat (url, "/metrics", NULL);
-  guint status = 0;
-  g_autofree char *text = mp_test_http_text (session, "GET", metrics_url, &status);
-  g_autofree char *needle = g_strconcat ("\n", series, " ", NULL);
-  const char *at;
-
-  g_assert_cmpuint (status, ==, 200);
-  at = strstr (text, needle);
-  return at ? g_ascii_strtod (at + strlen (needle), NULL) : -1;
-}
-
 typedef struct {
   SrvDb      *db;
   const char *identity;
@@ -59,8 +45,6 @@ register_burst (gpointer data)
 static void
 test_burst (void)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
   g_autofree char *photo_path = mp_test_shared_data ("photos/golden_retriever_winml.jpg");
   g_autofree char *dir = NULL;
   g_autofree char *data_dir = NULL;
@@ -77,24 +61,17 @@ test_burst (void)
   const char *args[] = { "--photo-model", NULL, "--workers", "1:4", "--worker-target", "8",
                          "--worker-cooldown", COOLDOWN, NULL };
 
-  if (squeezenet == NULL || synset == NULL || photo_path == NULL)
+  dir = mp_test_make_tmpdir ("magpie-scaling");
+  model = mp_test_photo_model (dir);
+  if (model == NULL || photo_path == NULL)
     {
+      mp_test_rm_rf (dir);
       g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet, synset or photos");
       return;
     }
-  dir = mp_test_make_tmpdir ("magpie-scaling");
   data_dir = g_build_filename (dir, "data", NULL);
-  model = g_build_filename (dir, "photos.onnx", NULL);
   catalog = g_build_filename (data_dir, "catalog.db", NULL);
   args[1] = model;
-  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
-  {
-    g_autofree char *sidecar = g_build_filename (dir, "photos.json", NULL);
-    g_autofree char *json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                                             "\"mean\": [104, 117, 123], \"labels\": \"%s\"}",
-                                             synset);
-    g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
-  }
 
   /* The objects are uploaded before the server starts (the store is one process's); the
    * burst is their registration while it runs, through the shared catalog. */
@@ -130,8 +107,8 @@ test_burst (void)
   server = mp_test_server_start (data_dir, args, &error);
   g_assert_no_error (error);
   g_usleep (2 * TICK_US);
-  g_assert_cmpfloat (scrape (session, server->url, "magpied_workers_current"), ==, 1);
-  g_assert_cmpfloat (scrape (session, server->url, "magpied_workers_desired"), ==, 1);
+  g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_workers_current"), ==, 1);
+  g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_workers_desired"), ==, 1);
 
   burst.db = db;
   burst.identity = identity;
@@ -142,7 +119,7 @@ test_burst (void)
   while (t_min < 0)
     {
       gint64 now = g_get_monotonic_time ();
-      double cur = scrape (session, server->url, "magpied_workers_current");
+      double cur = mp_test_metric (session, server->url, "magpied_workers_current");
 
       if (t_max < 0 && cur == 4)
         t_max = now;
@@ -153,8 +130,8 @@ test_burst (void)
           g_thread_join (g_steal_pointer (&registrar));
           g_test_message ("burst registered in %.3f s", (g_get_monotonic_time () - t0) / 1e6);
         }
-      if (registrar == NULL && t_drained < 0 && scrape (session, server->url, "magpied_queue_depth") == 0 &&
-          scrape (session, server->url, "magpied_queue_leased") == 0)
+      if (registrar == NULL && t_drained < 0 && mp_test_metric (session, server->url, "magpied_queue_depth") == 0 &&
+          mp_test_metric (session, server->url, "magpied_queue_leased") == 0)
         t_drained = now;
       if (t_drained >= 0 && cur == 1)
         t_min = now;
@@ -171,10 +148,10 @@ test_burst (void)
   g_assert_cmpint (t_max - t0, <, G_USEC_PER_SEC);
   g_assert_cmpint (t_below - t_max, >=, COOLDOWN_US - TICK_US);
   g_assert_cmpint (t_min - t_drained, <=, 3 * (COOLDOWN_US + TICK_US));
-  g_assert_cmpfloat (scrape (session, server->url, "magpied_workers_desired"), ==, 1);
-  g_assert_cmpfloat (scrape (session, server->url, "magpied_jobs_total{result=\"done\"}"), ==,
+  g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_workers_desired"), ==, 1);
+  g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_jobs_total{result=\"done\"}"), ==,
                      N_PHOTOS);
-  g_assert_cmpfloat (scrape (session, server->url, "magpied_job_duration_seconds_count"), ==,
+  g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_job_duration_seconds_count"), ==,
                      N_PHOTOS);
   g_assert_cmpint (mp_test_server_stop (server, SIGTERM, NULL), ==, 0);
   g_clear_pointer (&db, srv_db_close);

@@ -26,28 +26,23 @@ typedef struct {
 static gboolean
 fixture_setup (Fixture *f, guint min, guint max, guint target, guint cooldown_ms)
 {
-  g_autofree char *squeezenet = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
   g_autofree char *mnist = mp_test_shared_data ("models/mnist-8.onnx");
   g_autofree char *model = NULL;
-  g_autofree char *sidecar = NULL;
-  g_autofree char *json = NULL;
   g_autofree char *catalog = NULL;
   g_autofree char *store = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(SrvIdentity) identity = NULL;
   const char *buckets[] = { BUCKET, NULL };
 
-  if (squeezenet == NULL || synset == NULL || mnist == NULL)
-    return FALSE;
   memset (f, 0, sizeof *f);
   f->dir = mp_test_make_tmpdir ("magpie-workers");
-  model = g_build_filename (f->dir, "photos.onnx", NULL);
-  sidecar = g_build_filename (f->dir, "photos.json", NULL);
-  g_assert_cmpint (symlink (squeezenet, model), ==, 0);
-  json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                          "\"mean\": [104, 117, 123], \"labels\": \"%s\"}", synset);
-  g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
+  model = mp_test_photo_model (f->dir);
+  if (model == NULL || mnist == NULL)
+    {
+      mp_test_rm_rf (f->dir);
+      g_free (f->dir);
+      return FALSE;
+    }
 
   f->config = srv_config_new ();
   f->config->data_dir = g_strdup (f->dir);
@@ -232,6 +227,71 @@ test_tags_photos (void)
     g_assert_nonnull (strstr (text_metrics, "magpied_job_duration_seconds_count 5"));
     g_assert_nonnull (strstr (text_metrics, "magpied_workers_current 1"));
   }
+  fixture_teardown (&f);
+}
+
+/* Deletes every regular file under @dir: the store's data files, behind its back. */
+static guint
+remove_files (const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while (d && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+
+      if (g_file_test (path, G_FILE_TEST_IS_DIR))
+        n += remove_files (path);
+      else if (g_unlink (path) == 0)
+        n++;
+    }
+  return n;
+}
+
+/* A store that fails to read (the object's file lost under it) is an I/O error, not a bad
+ * image: the job goes back to the queue with backoff instead of failing the photo. */
+static void
+test_store_error_retries (void)
+{
+  Fixture f;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) retriever = NULL;
+  g_autofree char *id = NULL;
+  g_autofree char *objects = NULL;
+  gint64 deadline;
+
+  if (!fixture_setup (&f, 1, 1, 8, 30000))
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet, synset or mnist-8");
+      return;
+    }
+  retriever = shared_bytes ("photos/golden_retriever_winml.jpg");
+  id = add_photo (&f, "users/a/lost.jpg", retriever);
+  objects = g_build_filename (f.dir, "store", "data", "objects", NULL);
+  g_assert_cmpuint (remove_files (objects), ==, 1);
+
+  g_assert_true (srv_workers_start (&f.ctx, &error));
+  g_assert_no_error (error);
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while (metric (&f, "magpied_jobs_total", "result=\"retried\"") < 1)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (20 * 1000);
+    }
+  {
+    g_autoptr(SrvPhoto) p = get_photo (&f, id);
+    SrvQueueStats stats = { 0 };
+
+    g_assert_cmpint (p->state, ==, SRV_PHOTO_QUEUED);
+    g_assert_null (p->error);
+    g_assert_true (srv_db_queue_stats (f.ctx.db, &stats, &error));
+    g_assert_cmpint (stats.retried, ==, 1);
+    g_assert_cmpint (stats.queued, ==, 1);
+    g_assert_cmpint (stats.dead, ==, 0);
+  }
+  g_assert_cmpfloat (metric (&f, "magpied_jobs_total", "result=\"dead\""), ==, 0);
   fixture_teardown (&f);
 }
 
@@ -459,6 +519,7 @@ main (int argc, char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/srv/workers/tags-photos", test_tags_photos);
+  g_test_add_func ("/srv/workers/store-error-retries", test_store_error_retries);
   g_test_add_func ("/srv/workers/abandoned-leases", test_abandoned_leases);
   g_test_add_func ("/srv/workers/autoscale-live", test_autoscale_live);
   return g_test_run ();
