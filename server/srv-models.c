@@ -78,7 +78,10 @@ srv_model_load (const char  *name,
                    "not fixed; give input_size in its sidecar %s", path, sidecar);
       return NULL;
     }
-  if (self->image->labels != NULL)
+  /* A sidecar names its labels inline (the bundled models) or as a file (synset.txt). */
+  if (self->image->label_names != NULL)
+    self->labels = g_strdupv (self->image->label_names);
+  else if (self->image->labels != NULL)
     {
       self->labels = nn_labels_load (self->image->labels, error);
       if (self->labels == NULL)
