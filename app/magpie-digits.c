@@ -12,6 +12,8 @@
 
 #include "magpie-digits.h"
 
+#include "nn-labels.h"
+
 #include <cairo.h>
 #include <math.h>
 #include <string.h>
@@ -140,34 +142,6 @@ fail:
   return FALSE;
 }
 
-/* The model's scores as probabilities: the bundled model ends in a softmax, others may give
- * raw scores; scores that are already a distribution are left alone. */
-static void
-to_probabilities (float p[MAGPIE_DIGITS_N_CLASSES])
-{
-  double sum = 0.0;
-  float max = -INFINITY;
-  gboolean distribution = TRUE;
-
-  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-    {
-      distribution = distribution && p[i] >= 0.0f && p[i] <= 1.0f;
-      sum += p[i];
-      max = MAX (max, p[i]);
-    }
-  if (distribution && fabs (sum - 1.0) < 1e-3)
-    return;
-
-  sum = 0.0;
-  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-    {
-      p[i] = expf (p[i] - max);
-      sum += p[i];
-    }
-  for (int i = 0; i < MAGPIE_DIGITS_N_CLASSES; i++)
-    p[i] = (float) (p[i] / sum);
-}
-
 static void
 predict_worker (gpointer data,
                 gpointer user_data)
@@ -227,7 +201,8 @@ predict_worker (gpointer data,
       return;
     }
   memcpy (result->probabilities, output->data, sizeof result->probabilities);
-  to_probabilities (result->probabilities);
+  nn_scores_to_probabilities (result->probabilities, MAGPIE_DIGITS_N_CLASSES,
+                              result->probabilities);
   result->best = 0;
   for (int i = 1; i < MAGPIE_DIGITS_N_CLASSES; i++)
     if (result->probabilities[i] > result->probabilities[result->best])

@@ -12,6 +12,8 @@
 
 #include "magpie-tagger.h"
 
+#include "nn-labels.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -60,19 +62,6 @@ magpie_tagger_find_model (const char *configured,
   return NULL;
 }
 
-/* A readable label: "n02123045 tabby, tabby cat" (ImageNet synsets) → "tabby". */
-static char *
-clean_label (const char *line)
-{
-  const char *start = line;
-  const char *end;
-
-  if (line[0] == 'n' && strlen (line) > 10 && g_ascii_isdigit (line[1]) && line[9] == ' ')
-    start = line + 10;
-  end = strchr (start, ',');
-  return g_strstrip (end != NULL ? g_strndup (start, end - start) : g_strdup (start));
-}
-
 static gboolean
 tagger_load (MagpieTagger  *self,
              GError       **error)
@@ -113,7 +102,7 @@ tagger_load (MagpieTagger  *self,
   n = g_strv_length (lines);
   self->labels = g_new0 (char *, n + 1);
   for (guint i = 0; i < n; i++)
-    self->labels[i] = clean_label (lines[i]);
+    self->labels[i] = nn_label_short_name (lines[i]);
   return TRUE;
 
 fail:
@@ -121,34 +110,6 @@ fail:
                "cannot use the photo model %s: %s", self->model_path, local_error->message);
   g_clear_pointer (&self->model, nn_model_free);
   return FALSE;
-}
-
-/* The model's scores as probabilities: softmax unless they already are. */
-static void
-to_probabilities (float *p,
-                  gsize  n)
-{
-  double sum = 0.0;
-  float max = -INFINITY;
-  gboolean probabilities = TRUE;
-
-  for (gsize i = 0; i < n; i++)
-    {
-      probabilities = probabilities && p[i] >= 0.0f && p[i] <= 1.0f;
-      sum += p[i];
-      max = MAX (max, p[i]);
-    }
-  if (probabilities && fabs (sum - 1.0) < 1e-3)
-    return;
-
-  sum = 0.0;
-  for (gsize i = 0; i < n; i++)
-    {
-      p[i] = expf (p[i] - max);
-      sum += p[i];
-    }
-  for (gsize i = 0; i < n; i++)
-    p[i] = (float) (p[i] / sum);
 }
 
 static void
@@ -191,7 +152,7 @@ tag_worker (gpointer data,
   output = nn_model_get_output (self->model, 0);
   n = nn_tensor_numel (output);
   scores = g_memdup2 (output->data, n * sizeof (float));
-  to_probabilities (scores, n);
+  nn_scores_to_probabilities (scores, n, scores);
 
   tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
   for (guint k = 0; k < MAGPIE_TAGGER_TOP_K; k++)

@@ -3,6 +3,8 @@
 
 #include "srv-models.h"
 
+#include "nn-labels.h"
+
 #include <gio/gio.h>
 #include <string.h>
 
@@ -227,7 +229,7 @@ run (SrvModel    *self,
   per_item = nn_tensor_numel (out) / n;
   probs = g_new (float, per_item * n);
   for (guint i = 0; i < n; i++)
-    srv_tags_softmax ((const float *) out->data + i * per_item, (guint) per_item,
+    nn_scores_to_probabilities ((const float *) out->data + i * per_item, (guint) per_item,
                       probs + i * per_item);
   *n_classes = (guint) per_item;
   return probs;

@@ -3,6 +3,8 @@
 
 #include "srv-tags.h"
 
+#include "nn-labels.h"
+
 #include <gio/gio.h>
 #include <math.h>
 #include <string.h>
@@ -124,52 +126,6 @@ srv_tag_rules_free (SrvTagRules *rules)
   g_free (rules);
 }
 
-char *
-srv_tag_label_name (const char *label)
-{
-  const char *start = label;
-  const char *comma;
-
-  /* A WordNet id: 'n' and eight digits, then a space. */
-  if (label[0] == 'n' && strlen (label) > 10 && label[9] == ' ')
-    {
-      gboolean wnid = TRUE;
-
-      for (int i = 1; i < 9; i++)
-        wnid = wnid && g_ascii_isdigit (label[i]);
-      if (wnid)
-        start = label + 10;
-    }
-  comma = strchr (start, ',');
-  return g_strstrip (comma ? g_strndup (start, comma - start) : g_strdup (start));
-}
-
-void
-srv_tags_softmax (const float *x,
-                  guint        n,
-                  float       *out)
-{
-  double sum = 0, mx = -INFINITY;
-  gboolean is_dist = TRUE;
-
-  for (guint i = 0; i < n; i++)
-    {
-      is_dist = is_dist && x[i] >= 0.0f && x[i] <= 1.0f;
-      sum += x[i];
-      mx = fmax (mx, x[i]);
-    }
-  if (is_dist && fabs (sum - 1.0) < 1e-3)
-    {
-      memmove (out, x, n * sizeof *out);
-      return;
-    }
-  sum = 0;
-  for (guint i = 0; i < n; i++)
-    sum += out[i] = (float) exp (x[i] - mx);
-  for (guint i = 0; i < n; i++)
-    out[i] = (float) (out[i] / sum);
-}
-
 static int
 candidate_cmp (gconstpointer a,
                gconstpointer b)
@@ -198,7 +154,7 @@ srv_tags_from_probabilities (const float        *probabilities,
 
   for (guint i = 0; i < n; i++)
     {
-      g_autofree char *name = i < n_labels ? srv_tag_label_name (labels[i])
+      g_autofree char *name = i < n_labels ? nn_label_short_name (labels[i])
                                            : g_strdup_printf ("%u", i);
       g_autofree char *key = fold (name);
       const Rule *rule = rules ? g_hash_table_lookup (rules->by_label, key) : NULL;

@@ -32,9 +32,6 @@ SrvTagRules *srv_tag_rules_load          (const char         *path,
                                           GError            **error);
 void         srv_tag_rules_free          (SrvTagRules        *rules);
 
-/* The tag a model's label line stands for: an ImageNet "n02123045 tabby, tabby cat" gives
- * "tabby"; plain labels stay as they are, trimmed. */
-char        *srv_tag_label_name          (const char         *label);
 
 /* SrvTag array (srv_tag_array_new()), best first: classes at or over their threshold (the
  * rule's, else @min_confidence), renamed and merged by alias, sorted by priority then
@@ -47,11 +44,6 @@ GArray      *srv_tags_from_probabilities (const float        *probabilities,
                                           double              min_confidence,
                                           guint               top_k);
 
-/* Probabilities from a model output: the output itself when it is already a distribution
- * (non-negative, summing to 1), else its softmax. */
-void         srv_tags_softmax            (const float        *x,
-                                          guint               n,
-                                          float              *out);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SrvTagRules, srv_tag_rules_free)
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "srv-tags.h"
+#include "nn-labels.h"
 
 static const char *labels[] = {
   "n02123045 tabby, tabby cat",
@@ -39,7 +40,7 @@ test_label_name (void)
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
-      g_autofree char *name = srv_tag_label_name (cases[i][0]);
+      g_autofree char *name = nn_label_short_name (cases[i][0]);
       g_assert_cmpstr (name, ==, cases[i][1]);
     }
 }
@@ -129,9 +130,9 @@ test_softmax (void)
   const float logits[] = { 1.0f, 3.0f, 1.0f };
   float out[3];
 
-  srv_tags_softmax (dist, 3, out);
+  nn_scores_to_probabilities (dist, 3, out);
   g_assert_cmpfloat (out[1], ==, 0.7f);
-  srv_tags_softmax (logits, 3, out);
+  nn_scores_to_probabilities (logits, 3, out);
   g_assert_cmpfloat_with_epsilon (out[0] + out[1] + out[2], 1.0, 1e-6);
   g_assert_cmpfloat_with_epsilon (out[1], 0.786986, 1e-5);
   g_assert_cmpfloat (out[0], ==, out[2]);
