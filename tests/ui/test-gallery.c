@@ -12,7 +12,6 @@
 #define N_PHOTOS 20
 
 static MagpieApplication *app;
-static gboolean have_model;
 static char *screenshot_dir;
 
 static gboolean
@@ -197,31 +196,31 @@ test_drop_twenty (void)
   g_test_message ("20 tiles with thumbnails after %.2f s",
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
 
-  if (have_model)
-    {
-      g_autoptr(GPtrArray) boxes = g_ptr_array_new ();
-      guint local_chips = 0;
+  /* The bundled photo model (data/models/photos.onnx) tags every photo on this device. */
+  {
+    g_autoptr(GPtrArray) boxes = g_ptr_array_new ();
+    guint local_chips = 0;
 
-      wait.need_tags = TRUE;
-      g_assert_true (app_test_wait (tiles_shown, &wait, 120000));
-      g_test_message ("20 tiles tagged on this device after %.2f s",
-                      (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
-      /* Each tile's chips say where their tags came from. */
-      collect_widgets (GTK_WIDGET (window), GTK_TYPE_BOX, boxes);
-      for (guint i = 0; i < boxes->len; i++)
-        {
-          GtkWidget *chip = boxes->pdata[i];
-          const char *tooltip = gtk_widget_get_tooltip_text (chip);
+    wait.need_tags = TRUE;
+    g_assert_true (app_test_wait (tiles_shown, &wait, 120000));
+    g_test_message ("20 tiles tagged on this device after %.2f s",
+                    (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
+    /* Each tile's chips say where their tags came from. */
+    collect_widgets (GTK_WIDGET (window), GTK_TYPE_BOX, boxes);
+    for (guint i = 0; i < boxes->len; i++)
+      {
+        GtkWidget *chip = boxes->pdata[i];
+        const char *tooltip = gtk_widget_get_tooltip_text (chip);
 
-          if (gtk_widget_has_css_class (chip, "tag-chip") && gtk_widget_get_mapped (chip))
-            {
-              g_assert_true (gtk_widget_has_css_class (chip, "local"));
-              g_assert_nonnull (strstr (tooltip, "on this device"));
-              local_chips++;
-            }
-        }
-      g_assert_cmpuint (local_chips, >=, N_PHOTOS);
-    }
+        if (gtk_widget_has_css_class (chip, "tag-chip") && gtk_widget_get_mapped (chip))
+          {
+            g_assert_true (gtk_widget_has_css_class (chip, "local"));
+            g_assert_nonnull (strstr (tooltip, "on this device"));
+            local_chips++;
+          }
+      }
+    g_assert_cmpuint (local_chips, >=, N_PHOTOS);
+  }
   /* A frame or two for the last thumbnails to be drawn. */
   g_usleep (G_USEC_PER_SEC / 2);
   while (g_main_context_iteration (NULL, FALSE))
@@ -446,27 +445,6 @@ test_paste (void)
   }
 }
 
-/* SqueezeNet with a sidecar stands in for the photo model until data/models has one. */
-static gboolean
-setup_model (const char *home)
-{
-  g_autofree char *model = mp_test_shared_data ("models/squeezenet1.1-fp32.onnx");
-  g_autofree char *synset = mp_test_shared_data ("models/synset.txt");
-  g_autofree char *link = g_build_filename (home, "photos.onnx", NULL);
-  g_autofree char *sidecar = g_build_filename (home, "photos.json", NULL);
-  g_autofree char *json = NULL;
-  g_autoptr(GSettings) settings = g_settings_new (APPLICATION_ID);
-
-  if (model == NULL || !g_file_test (model, G_FILE_TEST_IS_REGULAR))
-    return FALSE;
-  g_assert_cmpint (symlink (model, link), ==, 0);
-  json = g_strdup_printf ("{\"resize\": 256, \"channel_order\": \"BGR\", "
-                          "\"mean\": [104, 117, 123], \"labels\": \"%s\"}", synset);
-  g_assert_true (g_file_set_contents (sidecar, json, -1, NULL));
-  g_settings_set_string (settings, "photo-model", link);
-  return TRUE;
-}
-
 int
 main (int   argc,
       char *argv[])
@@ -478,9 +456,6 @@ main (int   argc,
   home = app_test_isolate_dirs ();
   screenshot_dir = g_strdup (g_getenv ("MAGPIE_SCREENSHOT_DIR") != NULL
                              ? g_getenv ("MAGPIE_SCREENSHOT_DIR") : home);
-  have_model = setup_model (home);
-  if (!have_model)
-    g_test_message ("no stand-in photo model: tiles are checked without tags");
 
   app = app_test_application_new ();
   /* libadwaita 1.2 can crash finishing a toast's hide animation while the window that held
