@@ -201,13 +201,17 @@ mp_test_server_free (MpTestServer *server)
   g_free (server);
 }
 
-/* Sends a request and parses the answer as JSON (NULL if it is not JSON). */
+/* Sends @body (JSON, NULL for none) to @url with an optional bearer @token. Returns the parsed
+ * answer (NULL when it is not JSON); *@response_headers, when asked for, gets a reference to
+ * the response headers. */
 JsonNode *
-mp_test_http_json (SoupSession *session,
-                   const char  *method,
-                   const char  *url,
-                   const char  *body,
-                   guint       *status)
+mp_test_http_call (SoupSession         *session,
+                   const char          *method,
+                   const char          *url,
+                   const char          *token,
+                   const char          *body,
+                   guint               *status,
+                   SoupMessageHeaders **response_headers)
 {
   g_autoptr(SoupMessage) msg = soup_message_new (method, url);
   g_autoptr(GBytes) response = NULL;
@@ -217,6 +221,12 @@ mp_test_http_json (SoupSession *session,
   const char *data;
 
   g_assert_nonnull (msg);
+  if (token != NULL)
+    {
+      g_autofree char *auth = g_strconcat ("Bearer ", token, NULL);
+
+      soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
+    }
   if (body != NULL)
     {
       g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
@@ -226,10 +236,22 @@ mp_test_http_json (SoupSession *session,
   response = soup_session_send_and_read (session, msg, NULL, &error);
   g_assert_no_error (error);
   *status = soup_message_get_status (msg);
+  if (response_headers != NULL)
+    *response_headers = soup_message_headers_ref (soup_message_get_response_headers (msg));
   data = g_bytes_get_data (response, &len);
   if (len == 0 || !json_parser_load_from_data (parser, data, len, NULL))
     return NULL;
   return json_node_copy (json_parser_get_root (parser));
+}
+
+JsonNode *
+mp_test_http_json (SoupSession *session,
+                   const char  *method,
+                   const char  *url,
+                   const char  *body,
+                   guint       *status)
+{
+  return mp_test_http_call (session, method, url, NULL, body, status, NULL);
 }
 
 /* The response body as a string (NUL-terminated), whatever its type. */

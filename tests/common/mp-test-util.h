@@ -31,6 +31,13 @@ JsonNode     *mp_test_http_json        (SoupSession   *session,
                                         const char    *url,
                                         const char    *body,
                                         guint         *status);
+JsonNode     *mp_test_http_call        (SoupSession   *session,
+                                        const char    *method,
+                                        const char    *url,
+                                        const char    *token,
+                                        const char    *body,
+                                        guint         *status,
+                                        SoupMessageHeaders **response_headers);
 char         *mp_test_http_text        (SoupSession   *session,
                                         const char    *method,
                                         const char    *url,

@@ -105,32 +105,8 @@ call (Fixture    *f,
       guint      *status)
 {
   g_autofree char *url = g_strconcat (f->server->url, path, NULL);
-  g_autoptr(SoupMessage) msg = soup_message_new (method, url);
-  g_autoptr(GBytes) response = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  gsize len;
-  const char *data;
 
-  if (token != NULL)
-    {
-      g_autofree char *auth = g_strconcat ("Bearer ", token, NULL);
-
-      soup_message_headers_replace (soup_message_get_request_headers (msg), "Authorization", auth);
-    }
-  if (body != NULL)
-    {
-      g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
-
-      soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
-    }
-  response = soup_session_send_and_read (f->session, msg, NULL, &error);
-  g_assert_no_error (error);
-  *status = soup_message_get_status (msg);
-  data = g_bytes_get_data (response, &len);
-  if (len == 0 || !json_parser_load_from_data (parser, data, len, NULL))
-    return NULL;
-  return json_node_copy (json_parser_get_root (parser));
+  return mp_test_http_call (f->session, method, url, token, body, status, NULL);
 }
 
 /* A guest and a session token for it. */
