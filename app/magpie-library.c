@@ -420,11 +420,12 @@ set_tags_sql (sqlite3   *db,
 
   if (!magpie_store_exec (db, "BEGIN IMMEDIATE", error))
     return NULL;
-  if (sqlite3_prepare_v2 (db, "DELETE FROM tags WHERE photo = ?", -1, &stmt, NULL) != SQLITE_OK)
-    goto fail;
-  sqlite3_bind_int64 (stmt, 1, args->id);
-  sqlite3_step (stmt);
-  sqlite3_finalize (stmt);
+  if (!magpie_store_run_ids (db, "DELETE FROM tags WHERE photo = ?", "saving tags", error, 1,
+                             (gint64) args->id))
+    {
+      magpie_store_exec (db, "ROLLBACK", NULL);
+      return NULL;
+    }
 
   if (sqlite3_prepare_v2 (db, "INSERT OR REPLACE INTO tags (photo, label, confidence, source) "
                           "VALUES (?, ?, ?, ?)", -1, &stmt, NULL) != SQLITE_OK)
@@ -601,20 +602,12 @@ purge_one (sqlite3    *db,
            GError    **error)
 {
   g_autoptr(MagpieStoreRow) row = magpie_store_read_row (db, id, error);
-  sqlite3_stmt *stmt = NULL;
 
   if (row == NULL)
     return error == NULL || *error == NULL;
-  if (sqlite3_prepare_v2 (db, "DELETE FROM photos WHERE id = ? AND deleted = 1", -1, &stmt,
-                          NULL) != SQLITE_OK)
-    {
-      g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-                   "deleting a photo: %s", sqlite3_errmsg (db));
-      return FALSE;
-    }
-  sqlite3_bind_int64 (stmt, 1, id);
-  sqlite3_step (stmt);
-  sqlite3_finalize (stmt);
+  if (!magpie_store_run_ids (db, "DELETE FROM photos WHERE id = ? AND deleted = 1",
+                             "deleting a photo", error, 1, (gint64) id))
+    return FALSE;
   if (sqlite3_changes (db) > 0 && row->sha256 != NULL)
     unlink_photo_files (args->photos_dir, args->thumbnail_dir, row->sha256, row->extension);
   return TRUE;
@@ -767,19 +760,10 @@ mark_deleted_sql (sqlite3   *db,
                   GError   **error)
 {
   gint64 *args = data;
-  sqlite3_stmt *stmt = NULL;
 
-  if (sqlite3_prepare_v2 (db, "UPDATE photos SET deleted = ? WHERE id = ?", -1, &stmt,
-                          NULL) != SQLITE_OK)
-    {
-      g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-                   "deleting a photo: %s", sqlite3_errmsg (db));
-      return NULL;
-    }
-  sqlite3_bind_int64 (stmt, 1, args[1]);
-  sqlite3_bind_int64 (stmt, 2, args[0]);
-  sqlite3_step (stmt);
-  sqlite3_finalize (stmt);
+  if (!magpie_store_run_ids (db, "UPDATE photos SET deleted = ? WHERE id = ?",
+                             "deleting a photo", error, 2, (gint64) args[1], (gint64) args[0]))
+    return NULL;
   return GINT_TO_POINTER (1);
 }
 

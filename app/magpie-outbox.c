@@ -407,18 +407,14 @@ finish_import_sql (sqlite3   *db,
 
   if (existing != 0)
     {
-      if (sqlite3_prepare_v2 (db, "DELETE FROM photos WHERE id = ?", -1, &stmt, NULL) !=
-          SQLITE_OK)
-        goto fail;
-      sqlite3_bind_int64 (stmt, 1, job->id);
-      sqlite3_step (stmt);
-      sqlite3_finalize (stmt);
-      if (sqlite3_prepare_v2 (db, "UPDATE photos SET deleted = 0 WHERE id = ?", -1, &stmt,
-                              NULL) != SQLITE_OK)
-        goto fail;
-      sqlite3_bind_int64 (stmt, 1, existing);
-      sqlite3_step (stmt);
-      sqlite3_finalize (stmt);
+      if (!magpie_store_run_ids (db, "DELETE FROM photos WHERE id = ?", "finishing an import",
+                                 error, 1, (gint64) job->id) ||
+          !magpie_store_run_ids (db, "UPDATE photos SET deleted = 0 WHERE id = ?",
+                                 "finishing an import", error, 1, (gint64) existing))
+        {
+          magpie_store_exec (db, "ROLLBACK", NULL);
+          return NULL;
+        }
       job->id = existing;
     }
   else
@@ -456,18 +452,9 @@ drop_import_sql (sqlite3   *db,
                  GError   **error)
 {
   gint64 *id = data;
-  sqlite3_stmt *stmt = NULL;
 
-  if (sqlite3_prepare_v2 (db, "DELETE FROM photos WHERE id = ? AND upload = 0", -1, &stmt,
-                          NULL) != SQLITE_OK)
-    {
-      g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_STORAGE,
-                   "dropping an import: %s", sqlite3_errmsg (db));
-      return NULL;
-    }
-  sqlite3_bind_int64 (stmt, 1, *id);
-  sqlite3_step (stmt);
-  sqlite3_finalize (stmt);
+  magpie_store_run_ids (db, "DELETE FROM photos WHERE id = ? AND upload = 0",
+                        "dropping an import", error, 1, (gint64) *id);
   return NULL;
 }
 
@@ -689,13 +676,13 @@ take_sql (sqlite3   *db,
 
   if (id != 0)
     {
-      if (sqlite3_prepare_v2 (db, "UPDATE photos SET upload = ? WHERE id = ?", -1, &stmt,
-                              NULL) != SQLITE_OK)
-        goto fail;
-      sqlite3_bind_int (stmt, 1, MAGPIE_UPLOAD_UPLOADING);
-      sqlite3_bind_int64 (stmt, 2, id);
-      sqlite3_step (stmt);
-      sqlite3_finalize (stmt);
+      if (!magpie_store_run_ids (db, "UPDATE photos SET upload = ? WHERE id = ?",
+                                 "taking from the outbox", error, 2,
+                                 (gint64) MAGPIE_UPLOAD_UPLOADING, (gint64) id))
+        {
+          magpie_store_exec (db, "ROLLBACK", NULL);
+          return NULL;
+        }
     }
   if (!magpie_store_exec (db, "COMMIT", error))
     return NULL;

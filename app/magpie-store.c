@@ -82,6 +82,31 @@ magpie_store_fail_transaction (sqlite3     *db,
 }
 
 gboolean
+magpie_store_run_ids (sqlite3     *db,
+                      const char  *sql,
+                      const char  *what,
+                      GError     **error,
+                      guint        n_ids,
+                      ...)
+{
+  sqlite3_stmt *stmt = NULL;
+  va_list args;
+  int rc;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return set_sqlite_error (db, what, error);
+  va_start (args, n_ids);
+  for (guint i = 0; i < n_ids; i++)
+    sqlite3_bind_int64 (stmt, (int) i + 1, va_arg (args, gint64));
+  va_end (args);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (db, what, error);
+  sqlite3_finalize (stmt);
+  return rc == SQLITE_DONE;
+}
+
+gboolean
 magpie_store_exec (sqlite3     *db,
                    const char  *sql,
                    GError     **error)

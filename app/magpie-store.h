@@ -66,6 +66,14 @@ void         magpie_store_sync       (MagpieStore         *self);
 gboolean     magpie_store_exec       (sqlite3             *db,
                                       const char          *sql,
                                       GError             **error);
+/* Runs @sql with its n_ids ?s bound to gint64 values, to completion. Returns FALSE and sets
+ * @error to "@what: <SQLite's message>" when it cannot be prepared or does not finish. */
+gboolean     magpie_store_run_ids    (sqlite3             *db,
+                                      const char          *sql,
+                                      const char          *what,
+                                      GError             **error,
+                                      guint                n_ids,
+                                      ...);
 gpointer     magpie_store_fail_transaction (sqlite3       *db,
                                             const char    *what,
                                             GError       **error);
