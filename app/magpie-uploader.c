@@ -84,10 +84,11 @@ upload_done (Upload *up)
   upload_free (up);
 }
 
+/* The outbox has recorded how the upload ended (failed or completed); the slot is free. */
 static void
-failed_cb (GObject      *object,
-           GAsyncResult *result,
-           gpointer      user_data)
+recorded_cb (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
 {
   Upload *up = user_data;
   g_autoptr(MagpieStoreRow) row = NULL;
@@ -95,7 +96,7 @@ failed_cb (GObject      *object,
 
   row = magpie_outbox_update_finish (MAGPIE_OUTBOX (object), result, &error);
   if (row == NULL && error != NULL)
-    g_warning ("Cannot record a failed upload: %s", error->message);
+    g_warning ("Cannot record how the upload of %s ended: %s", up->row->name, error->message);
   upload_done (up);
 }
 
@@ -106,23 +107,8 @@ upload_fail (Upload     *up,
 {
   g_message ("Upload of %s failed%s: %s", up->row->name, retryable ? " (will retry)" : "",
              reason);
-  magpie_outbox_fail_async (up->self->outbox, up->row->id, reason, retryable, NULL, failed_cb,
+  magpie_outbox_fail_async (up->self->outbox, up->row->id, reason, retryable, NULL, recorded_cb,
                             up);
-}
-
-static void
-completed_cb (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  Upload *up = user_data;
-  g_autoptr(MagpieStoreRow) row = NULL;
-  g_autoptr(GError) error = NULL;
-
-  row = magpie_outbox_update_finish (MAGPIE_OUTBOX (object), result, &error);
-  if (row == NULL && error != NULL)
-    g_warning ("Cannot record a finished upload: %s", error->message);
-  upload_done (up);
 }
 
 static void put_object (Upload *up);
@@ -147,7 +133,7 @@ registered_cb (GObject      *object,
   if (status == SOUP_STATUS_OK || status == SOUP_STATUS_CREATED)
     {
       magpie_library_apply_server_photo (up->self->library, body);
-      magpie_outbox_complete_async (up->self->outbox, up->row->id, NULL, completed_cb, up);
+      magpie_outbox_complete_async (up->self->outbox, up->row->id, NULL, recorded_cb, up);
       return;
     }
   /* Not there yet: send it (only the first time round; after a PUT it must be there). */
