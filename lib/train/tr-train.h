@@ -27,6 +27,7 @@ typedef struct {
   float    momentum;
   float    weight_decay;
   float    smoothing;
+  int      width;        /* photos: channels of the first conv (the net is width-2w-4w-8w) */
   guint64  seed;
   int      threads;
   gboolean augment;

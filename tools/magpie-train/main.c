@@ -23,6 +23,7 @@
 
 static char *opt_mnist, *opt_cifar, *opt_out, *opt_model, *opt_image, *opt_benchmarks;
 static int opt_epochs = -1, opt_threads = 0, opt_seed = 1, opt_batch = -1, opt_repeat = 20;
+static int opt_width = -1;
 static double opt_fraction = 1.0, opt_lr = -1.0, opt_price = DEFAULT_PRICE_PER_VCPU_HOUR;
 static gboolean opt_sweep, opt_quiet;
 
@@ -37,6 +38,8 @@ static const GOptionEntry train_entries[] = {
   { "threads", 't', 0, G_OPTION_ARG_INT, &opt_threads, "Threads (0: one per core)", "N" },
   { "seed", 's', 0, G_OPTION_ARG_INT, &opt_seed, "Random seed (same seed, same model)", "S" },
   { "batch", 'b', 0, G_OPTION_ARG_INT, &opt_batch, "Mini-batch size", "B" },
+  { "width", 'w', 0, G_OPTION_ARG_INT, &opt_width,
+    "photos: channels of the first conv (32: half of Page's ResNet-9)", "W" },
   { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &opt_lr, "Peak learning rate", "LR" },
   { "quiet", 'q', 0, G_OPTION_ARG_NONE, &opt_quiet, "No progress lines", NULL },
   { "sweep", 0, 0, G_OPTION_ARG_NONE, &opt_sweep, "digits: train on 30/50/80/100 % of the "
@@ -236,11 +239,12 @@ check_train_flags (TrTask task)
     }
   if (opt_epochs == 0 || opt_epochs < -1 || opt_epochs > 1000 || opt_threads < 0
       || opt_threads > 256 || opt_batch == 0 || opt_batch < -1 || opt_batch > 4096
-      || opt_seed < 0 || (opt_lr != -1.0 && !(opt_lr > 0.0 && opt_lr < 10.0))
+      || opt_seed < 0 || opt_width == 0 || opt_width < -1 || opt_width > 128
+      || (opt_lr != -1.0 && !(opt_lr > 0.0 && opt_lr < 10.0))
       || !(opt_price >= 0.0))
     {
       g_printerr ("magpie-train: --epochs 1..1000, --threads 0..256, --batch 1..4096, "
-                  "--seed >= 0, --lr in (0, 10) and --price-per-vcpu-hour >= 0, please\n");
+                  "--seed >= 0, --width 1..128, --lr in (0, 10) and --price-per-vcpu-hour >= 0, please\n");
       return FALSE;
     }
   if (opt_sweep && task != TR_TASK_DIGITS)
@@ -261,6 +265,8 @@ recipe_from_flags (TrRecipe *r, TrTask task)
     r->batch = opt_batch;
   if (opt_lr > 0)
     r->lr = (float) opt_lr;
+  if (opt_width > 0)
+    r->width = opt_width;
   r->seed = (guint64) opt_seed;
   r->threads = opt_threads > 0 ? opt_threads : (int) g_get_num_processors ();
   r->quiet = opt_quiet;
