@@ -2,6 +2,8 @@
 #
 # The server is a direct child of the test, announces its URL in its first log line, and is
 # stopped by PID (SIGTERM, then SIGKILL after 10 s) in stop(), which tests call in `finally`.
+# Drills restart it on the same data directory and port: pass data_dir, listen and a fresh
+# log_name each time.
 import os
 import signal
 import subprocess
@@ -9,13 +11,15 @@ import time
 
 
 class Server:
-    def __init__(self, magpied, tmp, extra_args=(), timeout_s=30):
-        self.data_dir = os.path.join(tmp, "data")
-        self.log_path = os.path.join(tmp, "magpied.log")
+    def __init__(self, magpied, tmp, extra_args=(), timeout_s=30, data_dir=None,
+                 listen="127.0.0.1:0", log_name="magpied.log", env=None):
+        self.data_dir = data_dir or os.path.join(tmp, "data")
+        self.log_path = os.path.join(tmp, log_name)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([magpied, "--listen", "127.0.0.1:0", "--data-dir",
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([magpied, "--listen", listen, "--data-dir",
                                       self.data_dir, *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.url = None
         deadline = time.time() + timeout_s
         while time.time() < deadline and self.url is None:
@@ -28,6 +32,7 @@ class Server:
         if self.url is None:
             self.stop()
             raise RuntimeError("magpied did not announce its URL")
+        self.ready_s = time.monotonic() - self.started
 
     def stop(self):
         if self.proc.poll() is None:
@@ -37,6 +42,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        self.log.close()
+
+    def kill(self):
+        """kill -9, as a crash or the OOM killer would."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self.log.close()
 
     def log_tail(self, lines=40):
