@@ -41,6 +41,8 @@
 
 /* RFC 6585; libsoup 3.2 has no name for it. */
 #define SRV_API_STATUS_TOO_MANY_REQUESTS 429
+/* RFC 4918, as the S3 endpoint answers a full disk (after MinIO). */
+#define SRV_API_STATUS_INSUFFICIENT_STORAGE 507
 
 #define SRV_API_LIST_DEFAULT         50
 #define SRV_API_TAG_MAX              128
@@ -195,6 +197,9 @@ error_status (const GError  *error,
       case SRV_DB_ERROR_BUSY:
         *code = "busy";
         return SOUP_STATUS_SERVICE_UNAVAILABLE;
+      case SRV_DB_ERROR_NO_SPACE:
+        *code = "insufficient_storage";
+        return SRV_API_STATUS_INSUFFICIENT_STORAGE;
       case SRV_DB_ERROR_INTERNAL:
         break;
       }

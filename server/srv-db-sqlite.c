@@ -93,6 +93,11 @@ set_error (Conn *c, int rc, GError **error)
       else
         code = SRV_DB_ERROR_INVALID;
       break;
+    case SQLITE_FULL:
+      g_set_error (error, SRV_DB_ERROR, SRV_DB_ERROR_NO_SPACE,
+                   "the catalog cannot grow: its disk is out of space (sqlite: %s)",
+                   sqlite3_errstr (rc));
+      return FALSE;
     default:
       break;
     }

@@ -21,6 +21,7 @@ typedef enum {
   SRV_DB_ERROR_INVALID,    /* an argument the schema rejects (bad cursor, limit, tag) */
   SRV_DB_ERROR_BUSY,       /* the database stayed locked past the retries: try again later */
   SRV_DB_ERROR_INTERNAL,   /* I/O error, corruption, a bug */
+  SRV_DB_ERROR_NO_SPACE,   /* the disk (or quota) holding the catalog is full: try again later */
 } SrvDbError;
 
 /* Retries back off exponentially from 2 s (a worker crash or an object-store hiccup usually

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "srv-s3-proto.h"
+#include "srv-store.h"
 
 /* A plain body's signed SHA-256 is checked by the reader (a blocking-pool thread), not by
  * got-chunk on the main loop, which then only copies bytes: the main loop serves every
@@ -96,6 +97,20 @@ struct _SrvS3Body {
   GError              *error;
 };
 
+/* A full disk is 507 InsufficientStorage, which clients retry later, like the store's own;
+ * anything else is our 500. */
+static void
+set_spool_error (GError    **error,
+                 int         errsv,
+                 const char *what)
+{
+  if (errsv == ENOSPC || errsv == EDQUOT)
+    g_set_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_NO_SPACE,
+                 "the server is out of disk space: %s: %s", what, g_strerror (errsv));
+  else
+    g_set_error (error, SRV_S3_ERROR, SRV_S3_ERROR_INTERNAL, "%s: %s", what, g_strerror (errsv));
+}
+
 static gboolean
 is_hex_sha256 (const char *s)
 {
@@ -153,9 +168,9 @@ srv_s3_body_new (const char        *dir,
   if (body->fd < 0)
     {
       int saved_errno = errno;
+      g_autofree char *what = g_strdup_printf ("cannot create a spool file in %s", dir);
 
-      g_set_error (error, SRV_S3_ERROR, SRV_S3_ERROR_INTERNAL,
-                   "cannot create a spool file in %s: %s", dir, g_strerror (saved_errno));
+      set_spool_error (error, saved_errno, what);
       return NULL;
     }
   /* Nameless from here on: the space is freed with the last descriptor, whatever happens. */
@@ -198,10 +213,7 @@ write_all (SrvS3Body    *body,
         continue;
       if (n < 0)
         {
-          int saved_errno = errno;
-
-          g_set_error (&body->error, SRV_S3_ERROR, SRV_S3_ERROR_INTERNAL,
-                       "cannot spool the request body: %s", g_strerror (saved_errno));
+          set_spool_error (&body->error, errno, "cannot spool the request body");
           return FALSE;
         }
       data += n;
