@@ -9,6 +9,7 @@
 #include "srv-config.h"
 
 #include "srv-autoscale.h"
+#include "srv-watchdog.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -45,6 +46,8 @@ static const SrvOptionSpec option_specs[] = {
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
+  { "client-timeout", "SECONDS", "Close a connection whose client sends nothing of its request "
+                                 "(headers or body) for this long, 1 to 3600 (default 30)" },
 };
 
 G_DEFINE_QUARK (srv-config-error-quark, srv_config_error)
@@ -74,6 +77,7 @@ srv_config_new (void)
   config->tag_top_k = 5;
   config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
   config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
+  config->client_timeout_s = SRV_WATCHDOG_TIMEOUT_DEFAULT_S;
   return config;
 }
 
@@ -193,6 +197,8 @@ bad:
 #define SRV_CONFIG_WORKER_TARGET_LIMIT 100000
 /* An hour of idle threads is already more than anyone means. */
 #define SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S 3600
+/* An hour of silence in the middle of a request is no client any more. */
+#define SRV_CONFIG_CLIENT_TIMEOUT_LIMIT_S 3600
 
 gboolean
 srv_config_parse_workers (const char  *text,
@@ -412,6 +418,19 @@ apply (SrvConfig   *config,
           return FALSE;
         }
       config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
+    }
+  else if (strcmp (name, "client-timeout") == 0)
+    {
+      guint64 v = 0;
+
+      if (!g_ascii_string_to_unsigned (value, 10, 1, SRV_CONFIG_CLIENT_TIMEOUT_LIMIT_S, &v, NULL))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--client-timeout '%s' is not a whole number of seconds from 1 to %d",
+                       value, SRV_CONFIG_CLIENT_TIMEOUT_LIMIT_S);
+          return FALSE;
+        }
+      config->client_timeout_s = (guint) v;
     }
   else if (strcmp (name, "admin-access-key") == 0)
     {

@@ -37,6 +37,7 @@ typedef struct {
   char        *admin_secret_key;  /* ... for backups and operators; never logged */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
+  guint        client_timeout_s;    /* silence that closes a connection owing a request */
 } SrvConfig;
 
 GQuark     srv_config_error_quark   (void);

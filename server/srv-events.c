@@ -13,6 +13,7 @@
 #include "srv-events.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "srv-http.h"
 #include "srv-reply.h"
@@ -405,6 +406,9 @@ events_cb (SoupServer        *soup,
   soup_message_headers_replace (headers, "X-Accel-Buffering", "no");
   soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
   soup_message_body_set_accumulate (soup_server_message_get_response_body (msg), FALSE);
+  if (soup_server_message_get_socket (msg) != NULL)
+    g_socket_set_option (soup_server_message_get_socket (msg), SOL_SOCKET, SO_SNDBUF,
+                         SRV_SSE_SNDBUF, NULL);
 
   sub = g_new0 (Subscriber, 1);
   g_atomic_ref_count_init (&sub->ref);

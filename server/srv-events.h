@@ -10,6 +10,10 @@ G_BEGIN_DECLS
  * events. A client further behind is cut off and resumes with Last-Event-ID, so it never
  * holds memory, or the others, hostage. */
 #define SRV_SSE_BUFFER_MAX    (256 * 1024)
+/* The socket send buffer of an event stream. Left to itself Linux grows it to megabytes for
+ * a client that has stopped reading, all taken before SRV_SSE_BUFFER_MAX can notice (the
+ * slow-client drill measured 2.7 MB); an event stream never needs more than this to keep up. */
+#define SRV_SSE_SNDBUF        (64 * 1024)
 /* Events read from the catalog per round trip, for a replay or a burst. */
 #define SRV_SSE_FETCH_MAX     100
 #define SRV_SSE_RETRY_MS      3000           /* how soon EventSource reconnects */

@@ -18,17 +18,19 @@
 #include "srv-predict.h"
 #include "srv-reply.h"
 #include "srv-s3.h"
+#include "srv-watchdog.h"
 #include "srv-workers.h"
 
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
 #define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
 struct _SrvServer {
-  SrvContext  ctx;
-  SrvConfig  *config;
-  SoupServer *soup;
-  char       *url;
-  gint64      started_us;
+  SrvContext   ctx;
+  SrvConfig   *config;
+  SoupServer  *soup;
+  SrvWatchdog *watchdog;
+  char        *url;
+  gint64       started_us;
 };
 
 static void
@@ -357,6 +359,7 @@ srv_server_new (const SrvConfig *config,
   if (self->ctx.s3 == NULL)
     return NULL;
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
+  self->watchdog = srv_watchdog_start (&self->ctx);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 
   if (!srv_workers_start (&self->ctx, error))
@@ -403,6 +406,7 @@ srv_server_free (SrvServer *self)
     g_thread_pool_free (self->ctx.blocking, FALSE, TRUE);
   srv_workers_stop (&self->ctx);
   srv_api_stop (&self->ctx);
+  g_clear_pointer (&self->watchdog, srv_watchdog_stop);
   g_clear_object (&self->soup);
   g_clear_pointer (&self->ctx.s3, srv_s3_stop);
   g_clear_pointer (&self->ctx.metrics, srv_metrics_free);

@@ -87,8 +87,7 @@ def host_port(url):
     return host, int(port)
 
 
-def sign(url, creds, method, path, query="", body=b"", headers=None, region="us-east-1",
-         payload_hash=None):
+def sign(url, creds, method, path, query="", body=b"", headers=None, region="us-east-1"):
     """Headers for an S3 request signed by botocore with @creds (access_key_id,
     secret_access_key, optional session_token); None for an anonymous request."""
     from botocore.auth import S3SigV4Auth
@@ -101,8 +100,6 @@ def sign(url, creds, method, path, query="", body=b"", headers=None, region="us-
         return h
     full = url + path + ("?" + query if query else "")
     req = AWSRequest(method=method, url=full, data=body, headers=h)
-    if payload_hash is not None:
-        req.headers["X-Amz-Content-SHA256"] = payload_hash
     S3SigV4Auth(Credentials(creds["access_key_id"], creds["secret_access_key"],
                             creds.get("session_token")), "s3", region).add_auth(req)
     return dict(req.headers.items())
@@ -229,8 +226,21 @@ class EventStream(threading.Thread):
             pass
 
 
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+def open_fds(pid, connections_only=False):
+    """Descriptors @pid holds; with @connections_only just its sockets and spool files, which
+    is what a client can make it hold (SQLite pools and worker threads open files of their
+    own as load grows)."""
+    d = "/proc/%d/fd" % pid
+    if not connections_only:
+        return len(os.listdir(d))
+    n = 0
+    for fd in os.listdir(d):
+        try:
+            target = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue
+        n += target.startswith("socket:") or "/spool/" in target
+    return n
 
 
 def metric(url, name_and_labels):

@@ -222,19 +222,23 @@ test_worker_scaling (void)
 
     g_assert_cmpuint (config->worker_target, ==, 8);
     g_assert_cmpuint (config->worker_cooldown_ms, ==, 30000);
+    g_assert_cmpuint (config->client_timeout_s, ==, 30);
   }
   {
     g_autoptr(SrvConfig) config = srv_config_new ();
     g_autoptr(SrvConfig) copy = NULL;
     g_autoptr(GError) error = NULL;
-    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25", NULL };
+    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25",
+                           "--client-timeout", "5", NULL };
 
     g_assert_true (load (config, args, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (config->worker_target, ==, 3);
     g_assert_cmpuint (config->worker_cooldown_ms, ==, 250);
+    g_assert_cmpuint (config->client_timeout_s, ==, 5);
     copy = srv_config_copy (config);
     g_assert_cmpuint (copy->worker_cooldown_ms, ==, 250);
+    g_assert_cmpuint (copy->client_timeout_s, ==, 5);
   }
   {
     /* the environment names follow the flags */
@@ -271,6 +275,9 @@ test_errors (void)
     { { "--worker-cooldown", "-1" }, SRV_CONFIG_ERROR_INVALID, "--worker-cooldown" },
     { { "--worker-cooldown", "soon" }, SRV_CONFIG_ERROR_INVALID, "soon" },
     { { "--worker-cooldown", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
+    { { "--client-timeout", "0" }, SRV_CONFIG_ERROR_INVALID, "--client-timeout" },
+    { { "--client-timeout", "1.5" }, SRV_CONFIG_ERROR_INVALID, "1.5" },
+    { { "--client-timeout", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
