@@ -37,9 +37,9 @@ def clean_aws_env():
 
 
 def need_botocore():
-    try:
-        import botocore.auth  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("botocore") is None:
         skip("python3-botocore is not installed (tools/deps.sh installs it)")
 
 
@@ -170,8 +170,13 @@ class EventStream(threading.Thread):
         headers = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
-        req = urllib.request.Request(url + "/v1/events", headers=headers)
-        self.resp = urllib.request.urlopen(req, timeout=timeout)
+        host, port = host_port(url)
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn.request("GET", "/v1/events", headers=headers)
+        self.resp = self.conn.getresponse()
+        if self.resp.status != 200:
+            raise urllib.error.HTTPError(url + "/v1/events", self.resp.status, self.resp.reason,
+                                         self.resp.headers, self.resp)
         self.content_type = self.resp.headers.get("Content-Type", "")
 
     def run(self):
@@ -220,10 +225,14 @@ class EventStream(threading.Thread):
         return frames
 
     def close(self):
+        """Ends the stream at once: the reader thread may sit in recv() until the next
+        keep-alive comment, and closing the response alone would wait for it."""
         try:
-            self.resp.close()
-        except Exception:
+            if self.conn.sock is not None:
+                self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
+        self.conn.close()
 
 
 def open_fds(pid, connections_only=False):

@@ -9,35 +9,19 @@
 import hashlib
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_magpied import Server  # noqa: E402
+import mp_client as mc  # noqa: E402
+from mp_client import EventStream, call, check, skip  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def skip(reason):
-    print("SKIP: " + reason)
-    sys.exit(77)
-
-
-for name in [k for k in os.environ if k.startswith("AWS_")]:
-    del os.environ[name]
+mc.clean_aws_env()
 try:
     import boto3
     import botocore.config
@@ -61,65 +45,6 @@ def pick_photo():
     if not os.path.isfile(candidate):
         skip("no test photo: ../shared/data/photos is not beside the checkout")
     return candidate
-
-
-def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-class EventStream(threading.Thread):
-    """A minimal EventSource: parses id/event/data frames into a queue."""
-
-    def __init__(self, url, token):
-        super().__init__(daemon=True)
-        self.events = queue.Queue()
-        req = urllib.request.Request(url + "/v1/events",
-                                     headers={"Authorization": "Bearer " + token,
-                                              "Accept": "text/event-stream"})
-        self.resp = urllib.request.urlopen(req, timeout=60)
-        self.content_type = self.resp.headers.get("Content-Type", "")
-
-    def run(self):
-        frame = {}
-        try:
-            for raw in self.resp:
-                line = raw.decode().rstrip("\r\n")
-                if line == "":
-                    if "data" in frame:
-                        self.events.put(frame)
-                    frame = {}
-                elif line.startswith(":"):
-                    continue
-                else:
-                    field, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    frame[field] = frame.get(field, "") + value if field == "data" else value
-        except Exception:  # the stream is closed when the test ends
-            pass
-
-    def wait_for(self, event_type, photo_id, timeout):
-        deadline = time.time() + timeout
-        seen = []
-        while time.time() < deadline:
-            try:
-                frame = self.events.get(timeout=max(0.05, deadline - time.time()))
-            except queue.Empty:
-                break
-            seen.append(frame)
-            data = json.loads(frame["data"])
-            if frame.get("event") == event_type and data.get("id") == photo_id:
-                return frame, data, seen
-        return None, None, seen
 
 
 def main():
@@ -206,11 +131,11 @@ def main():
     finally:
         if server is not None:
             server.stop()
-            if failures:
+            if mc.failures:
                 sys.stdout.write(open(server.log_path).read()[-4000:])
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 main()
-print("%d failed" % len(failures))
-sys.exit(1 if failures else 0)
+print("%d failed" % len(mc.failures))
+sys.exit(1 if mc.failures else 0)
