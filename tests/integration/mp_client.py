@@ -25,6 +25,21 @@ def check(cond, what):
     return cond
 
 
+def stop(server, ok, lines=60):
+    """Stops @server (a mp_magpied.Server, or None) and shows its log when the test failed."""
+    if server is None:
+        return
+    server.stop()
+    if failures or not ok:
+        sys.stdout.write("--- magpied log (tail)\n" + server.log_tail(lines))
+
+
+def exit_status():
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        sys.exit(1)
+
+
 def skip(reason):
     print("SKIP: " + reason, flush=True)
     sys.exit(77)

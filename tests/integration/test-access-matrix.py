@@ -547,14 +547,9 @@ def main():
               "key inside its 200 result")
         ok = True
     finally:
-        if server is not None:
-            server.stop()
-            if mc.failures or not ok:
-                sys.stdout.write("--- magpied log (tail)\n" + server.log_tail())
+        mc.stop(server, ok)
         shutil.rmtree(tmp, ignore_errors=True)
-    if mc.failures:
-        print("%d check(s) failed" % len(mc.failures))
-        sys.exit(1)
+    mc.exit_status()
 
 
 if __name__ == "__main__":

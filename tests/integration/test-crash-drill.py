@@ -322,13 +322,9 @@ def main():
     finally:
         if drill is not None:
             drill.done.set()
-            drill.server.stop()
-            if mc.failures or not ok:
-                sys.stdout.write("--- magpied log (tail)\n" + drill.server.log_tail(60))
+            mc.stop(drill.server, ok)
         shutil.rmtree(tmp, ignore_errors=True)
-    if mc.failures:
-        print("%d check(s) failed" % len(mc.failures))
-        sys.exit(1)
+    mc.exit_status()
 
 
 if __name__ == "__main__":

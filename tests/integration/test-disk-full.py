@@ -217,16 +217,11 @@ def main():
               "every catalogued photo has its object (%d photos, %s)" % (len(catalogued), states))
         ok = True
     finally:
-        if server is not None:
-            server.stop()
-            if mc.failures or not ok:
-                sys.stdout.write("--- magpied log (tail)\n" + server.log_tail(60))
+        mc.stop(server, ok)
         if mounted:
             subprocess.run(["umount", mnt], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    if mc.failures:
-        print("%d check(s) failed" % len(mc.failures))
-        sys.exit(1)
+    mc.exit_status()
 
 
 if __name__ == "__main__":

@@ -280,14 +280,9 @@ def main():
     finally:
         for s in socks:
             s.close()
-        if server is not None:
-            server.stop()
-            if mc.failures or not ok:
-                sys.stdout.write("--- magpied log (tail)\n" + server.log_tail(60))
+        mc.stop(server, ok)
         shutil.rmtree(tmp, ignore_errors=True)
-    if mc.failures:
-        print("%d check(s) failed" % len(mc.failures))
-        sys.exit(1)
+    mc.exit_status()
 
 
 if __name__ == "__main__":
