@@ -36,6 +36,7 @@
 struct _SrvWatchdog {
   gatomicrefcount ref;           /* srv_watchdog_start()'s, and one per watch */
   SrvContext *ctx;
+  GHashTable *idle;              /* IdleWatch set, so stop can end them */
   gint64      timeout_us;
   guint       timeout_s;
 };
@@ -84,6 +85,8 @@ idle_watch_free (gpointer data)
       g_source_unref (iw->readable);
     }
   g_clear_handle_id (&iw->timer, g_source_remove);
+  if (iw->dog->idle != NULL)
+    g_hash_table_remove (iw->dog->idle, iw);
   dog_unref (iw->dog);
   g_free (iw);
 }
@@ -339,6 +342,7 @@ request_finished_cb (SoupServer        *soup,
   g_source_set_callback (iw->readable, (GSourceFunc) G_CALLBACK (idle_readable_cb), iw, NULL);
   g_source_attach (iw->readable, g_main_context_get_thread_default ());
   iw->timer = g_timeout_add ((guint) (dog->timeout_us / 1000), idle_timeout_cb, iw);
+  g_hash_table_add (dog->idle, iw);
   g_object_set_data_full (G_OBJECT (socket), IDLE_KEY, iw, idle_watch_free);
 }
 
@@ -349,6 +353,7 @@ srv_watchdog_start (SrvContext *ctx)
 
   g_atomic_ref_count_init (&dog->ref);
   dog->ctx = ctx;
+  dog->idle = g_hash_table_new (NULL, NULL);
   dog->timeout_s = MAX (1, ctx->config->client_timeout_s);
   dog->timeout_us = (gint64) dog->timeout_s * G_USEC_PER_SEC;
   srv_metrics_declare (ctx->metrics, "magpied_client_timeouts_total", SRV_METRIC_COUNTER,
@@ -362,8 +367,17 @@ srv_watchdog_start (SrvContext *ctx)
 void
 srv_watchdog_stop (SrvWatchdog *dog)
 {
+  g_autoptr(GHashTable) idle = NULL;
+  GHashTableIter iter;
+  gpointer iw;
+
   if (dog == NULL)
     return;
   g_signal_handlers_disconnect_by_data (dog->ctx->soup, dog);
+  /* The idle watches' sources hold their sockets: end them, or neither is ever freed. */
+  idle = g_steal_pointer (&dog->idle);
+  g_hash_table_iter_init (&iter, idle);
+  while (g_hash_table_iter_next (&iter, &iw, NULL))
+    idle_watch_end (((IdleWatch *) iw)->socket);
   dog_unref (dog);
 }

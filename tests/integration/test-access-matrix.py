@@ -537,6 +537,27 @@ def main():
                 cells.append(got)
             rest_table.append((name, cells))
 
+        # Guests are a server setting: with --guests=no only accounts get identities, and an
+        # account's credentials work as before.
+        os.makedirs(os.path.join(tmp, "no-guests"))
+        closed = Server(os.environ["MAGPIED"], os.path.join(tmp, "no-guests"),
+                        ["--guests", "no"])
+        try:
+            status, doc = mc.call("POST", closed.url + "/v1/identities", {})
+            guests_off = cell(status, error_code(doc))
+            status, doc = mc.call("POST", closed.url + "/v1/accounts",
+                                  {"username": "matrix-erin", "password": "yet another one"})
+            if status == 201:
+                status, doc = mc.call("POST", closed.url + "/v1/credentials",
+                                      {"identity_id": doc["identity_id"], "secret": doc["secret"]})
+            account_on = cell(status, error_code(doc))
+        finally:
+            closed.stop()
+        check(guests_off == "403 guests_disabled",
+              "--guests=no: POST /v1/identities answers %s" % guests_off)
+        check(account_on == "200", "--guests=no: an account still gets credentials (%s)"
+              % account_on)
+
         print_table("S3 operations (status and S3 error code)", s3_table)
         print_table("REST endpoints (status and error code)", rest_table)
         print("# columns: none = no credentials; bad-sig = A's key and token, wrong secret; "
@@ -545,6 +566,8 @@ def main():
               "account = C on its own; guest>acct = A on C's; admin = operator key pair")
         print("# HEAD answers carry no body, so no S3 code; DeleteObjects reports a refused "
               "key inside its 200 result")
+        print("# with --guests=no: POST /v1/identities %s; an account's credentials %s"
+              % (guests_off, account_on))
         ok = True
     finally:
         mc.stop(server, ok)
