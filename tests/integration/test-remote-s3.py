@@ -15,9 +15,6 @@ import json
 import os
 import queue
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,8 +25,6 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_magpied import Server  # noqa: E402
 
-BUCKET = "magpie-remote"
-ROLE = "magpie-uploader"
 failures = []
 
 
@@ -47,13 +42,11 @@ def skip(reason):
 for name in [k for k in os.environ if k.startswith("AWS_")]:
     del os.environ[name]
 try:
-    import boto3
-    import botocore.config
     import botocore.exceptions
+    from mp_moto import BUCKET, ROLE, Moto, client, setup_moto
 except ImportError:
     skip("python3-boto3 is not installed (tools/deps.sh installs it)")
-MOTO = shutil.which("moto_server")
-if MOTO is None:
+if shutil.which("moto_server") is None:
     skip("moto_server is not on PATH")
 SLOWDOWN = max(1, int(os.environ.get("MAGPIE_TEST_SLOWDOWN", "1")))
 shared = os.environ.get("MAGPIE_SHARED_DATA", "")
@@ -62,87 +55,6 @@ photos = [os.path.join(shared, "photos", n) for n in ("golden_retriever_winml.jp
                                                       "cat_winml.jpg")]
 if not all(os.path.isfile(p) for p in photos):
     skip("no test photos: ../shared/data/photos is not beside the checkout")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Moto:
-    def __init__(self, tmp):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log = open(os.path.join(tmp, "moto.log"), "w")
-        self.proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60 * SLOWDOWN
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("moto_server exited")
-            try:
-                urllib.request.urlopen(self.url + "/moto-api/", timeout=5).read()
-                return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("moto_server did not answer")
-
-    def post(self, path, body):
-        req = urllib.request.Request(self.url + path, data=body.encode(), method="POST",
-                                     headers={"Content-Type": "text/plain"})
-        return urllib.request.urlopen(req, timeout=30).read()
-
-    def data(self):
-        return json.loads(urllib.request.urlopen(self.url + "/moto-api/data.json",
-                                                 timeout=30).read())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-def client(service, url, key, secret, token=None):
-    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
-                        aws_access_key_id=key, aws_secret_access_key=secret,
-                        aws_session_token=token,
-                        config=botocore.config.Config(signature_version="s3v4",
-                                                      s3={"addressing_style": "path"},
-                                                      retries={"max_attempts": 1}))
-
-
-def setup_moto(moto):
-    """The bucket, magpied's IAM user and key pair, and the role uploads assume."""
-    s3 = client("s3", moto.url, "setup", "setup")
-    iam = client("iam", moto.url, "setup", "setup")
-    s3.create_bucket(Bucket=BUCKET)
-    user = iam.create_user(UserName="magpied")["User"]
-    key = iam.create_access_key(UserName="magpied")["AccessKey"]
-    role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": user["Arn"]},
-                       "Action": "sts:AssumeRole"}]}))["Role"]
-    iam.put_user_policy(UserName="magpied", PolicyName="magpied", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "s3:*",
-             "Resource": ["arn:aws:s3:::" + BUCKET, "arn:aws:s3:::%s/*" % BUCKET]},
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role["Arn"]}]}))
-    # The role reaches every user's prefix; the session policy is what narrows it to one.
-    iam.put_role_policy(RoleName=ROLE, PolicyName="uploads", PolicyDocument=json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:*",
-                       "Resource": ["arn:aws:s3:::" + BUCKET,
-                                    "arn:aws:s3:::%s/users/*" % BUCKET]}]}))
-    moto.post("/moto-api/reset-auth", "0")
-    return key["AccessKeyId"], key["SecretAccessKey"], role["Arn"]
 
 
 def call(method, url, body=None, token=None):
@@ -213,7 +125,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="magpie-remote-s3-")
     moto = server = None
     try:
-        moto = Moto(tmp)
+        moto = Moto(tmp, SLOWDOWN)
         key_id, secret, role_arn = setup_moto(moto)
         check(denied(lambda: client("s3", moto.url, key_id, "wrong" * 8).list_objects_v2(
             Bucket=BUCKET)) == "SignatureDoesNotMatch",
