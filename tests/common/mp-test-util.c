@@ -9,6 +9,7 @@
 #include "mp-test-util.h"
 
 #include <glib/gstdio.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -22,6 +23,57 @@ mp_test_magpied_path (void)
   const char *path = g_getenv ("MAGPIED");
 
   return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
+}
+
+gboolean
+mp_test_db_is_postgresql (void)
+{
+  const char *db = g_getenv ("MAGPIE_TEST_DB");
+
+  return db != NULL && g_str_has_prefix (db, "postgres");
+}
+
+char *
+mp_test_db_location (const char *data_dir)
+{
+  const char *server = g_getenv ("MAGPIE_TEST_DB");
+  g_autofree char *hash = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *create = NULL;
+  g_autoptr(GUri) uri = NULL;
+  g_autoptr(GUri) db_uri = NULL;
+  g_autoptr(GError) error = NULL;
+  PGconn *pg;
+  PGresult *r;
+
+  if (!mp_test_db_is_postgresql ())
+    return g_build_filename (data_dir, "catalog.db", NULL);
+
+  /* One database per data dir, so a restarted server (same dir) finds its catalog again. */
+  hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, data_dir, -1);
+  name = g_strdup_printf ("magpie_%.24s", hash);
+  uri = g_uri_parse (server, G_URI_FLAGS_ENCODED, &error);
+  g_assert_no_error (error);
+  {
+    g_autofree char *path = g_strconcat ("/", name, NULL);
+
+    db_uri = g_uri_build (G_URI_FLAGS_ENCODED, g_uri_get_scheme (uri), g_uri_get_userinfo (uri),
+                          g_uri_get_host (uri), g_uri_get_port (uri), path,
+                          g_uri_get_query (uri), NULL);
+  }
+
+  pg = PQconnectdb (server);
+  if (PQstatus (pg) != CONNECTION_OK)
+    g_error ("cannot reach the test PostgreSQL at %s: %s", server, PQerrorMessage (pg));
+  create = g_strdup_printf ("CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0", name);
+  r = PQexec (pg, create);
+  /* 42P04: duplicate_database, the second start on the same data dir. */
+  if (PQresultStatus (r) != PGRES_COMMAND_OK &&
+      g_strcmp0 (PQresultErrorField (r, PG_DIAG_SQLSTATE), "42P04") != 0)
+    g_error ("cannot create test database %s: %s", name, PQresultErrorMessage (r));
+  PQclear (r);
+  PQfinish (pg);
+  return g_uri_to_string (db_uri);
 }
 
 char *
@@ -108,12 +160,18 @@ mp_test_server_start (const char  *data_dir,
   else
     server->data_dir = g_strdup (data_dir);
   server->log_path = g_strdup_printf ("%s.log", server->data_dir);
+  server->database = mp_test_db_location (server->data_dir);
 
   g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
   g_ptr_array_add (argv, "--listen");
   g_ptr_array_add (argv, "127.0.0.1:0");
   g_ptr_array_add (argv, "--data-dir");
   g_ptr_array_add (argv, server->data_dir);
+  if (mp_test_db_is_postgresql ())
+    {
+      g_ptr_array_add (argv, "--database");
+      g_ptr_array_add (argv, server->database);
+    }
   for (const char **a = extra_args; a && *a; a++)
     g_ptr_array_add (argv, (char *) *a);
   g_ptr_array_add (argv, NULL);
@@ -197,6 +255,7 @@ mp_test_server_free (MpTestServer *server)
     g_unlink (server->log_path);
   g_free (server->url);
   g_free (server->data_dir);
+  g_free (server->database);
   g_free (server->log_path);
   g_free (server);
 }

@@ -1,7 +1,7 @@
 /* test-db.c - the catalog and queue through srv-db.h only, so every backend runs the same tests
  *
- * open_backend_under_test() is the one place that knows about backends: today a SQLite file in
- * a temporary directory; a PostgreSQL run will hand out a fresh database there instead.
+ * open_backend_under_test() is the one place that knows about backends: a SQLite file in a
+ * temporary directory, or under tests/with-postgres.sh a fresh PostgreSQL database.
  */
 #include "config.h"
 
@@ -49,7 +49,7 @@ static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
   f->dir = mp_test_make_tmpdir ("magpie-db");
-  f->location = g_strconcat ("sqlite:", f->dir, "/catalog.db", NULL);
+  f->location = mp_test_db_location (f->dir);
   f->now = T0;
   f->db = open_backend_under_test (f);
 }

@@ -53,7 +53,7 @@ fixture_setup (Fixture *f, guint min, guint max, guint target, guint cooldown_ms
   f->config->worker_target = target;
   f->config->worker_cooldown_ms = cooldown_ms;
   f->ctx.config = f->config;
-  catalog = g_build_filename (f->dir, "catalog.db", NULL);
+  catalog = mp_test_db_location (f->dir);
   f->ctx.db = srv_db_open (catalog, &error);
   g_assert_no_error (error);
   store = g_build_filename (f->dir, "store", NULL);
@@ -179,7 +179,7 @@ test_tags_photos (void)
   id_huge = add_photo (&f, "users/a/huge.jpg", huge);
   id_missing = add_photo (&f, "users/a/never-uploaded.jpg", NULL);
 
-  g_assert_true (srv_workers_start (&f.ctx, &error));
+  g_assert_true (srv_workers_start (&f.ctx, TRUE, &error));
   g_assert_no_error (error);
   wait_queue_empty (&f, 60);
 
@@ -272,7 +272,7 @@ test_store_error_retries (void)
   objects = g_build_filename (f.dir, "store", "data", "objects", NULL);
   g_assert_cmpuint (remove_files (objects), ==, 1);
 
-  g_assert_true (srv_workers_start (&f.ctx, &error));
+  g_assert_true (srv_workers_start (&f.ctx, TRUE, &error));
   g_assert_no_error (error);
   deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
   while (metric (&f, "magpied_jobs_total", "result=\"retried\"") < 1)
@@ -362,7 +362,7 @@ test_abandoned_leases (void)
   g_assert_cmpuint (stolen->len, ==, 120);
 
   t0 = g_get_monotonic_time ();
-  g_assert_true (srv_workers_start (&f.ctx, &error));
+  g_assert_true (srv_workers_start (&f.ctx, TRUE, &error));
   g_assert_no_error (error);
   wait_queue_empty (&f, 120);
   g_test_message ("200 photos tagged in %.1f s", (g_get_monotonic_time () - t0) / 1e6);
@@ -443,7 +443,7 @@ test_autoscale_live (void)
       return;
     }
   photo = shared_bytes ("photos/golden_retriever_winml.jpg");
-  g_assert_true (srv_workers_start (&f.ctx, &error));
+  g_assert_true (srv_workers_start (&f.ctx, TRUE, &error));
   g_assert_no_error (error);
   /* idle: the minimum */
   g_usleep (2 * tick_us);
