@@ -25,12 +25,25 @@ mp_test_magpied_path (void)
   return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
 }
 
+double
+mp_test_slowdown (void)
+{
+  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
+
+  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
 gboolean
 mp_test_db_is_postgresql (void)
 {
   const char *db = g_getenv ("MAGPIE_TEST_DB");
 
   return db != NULL && g_str_has_prefix (db, "postgres");
+}
+
+static void
+quiet_notice (void *arg, const char *message)
+{
 }
 
 char *
@@ -54,6 +67,7 @@ mp_test_db_location (const char *data_dir)
   pg = PQconnectdb (server);
   if (PQstatus (pg) != CONNECTION_OK)
     g_error ("cannot reach the test PostgreSQL at %s: %s", server, PQerrorMessage (pg));
+  PQsetNoticeProcessor (pg, quiet_notice, NULL);  /* "already exists, skipping" on a restart */
   create = g_strdup_printf ("CREATE SCHEMA IF NOT EXISTS %s", schema);
   r = PQexec (pg, create);
   if (PQresultStatus (r) != PGRES_COMMAND_OK)

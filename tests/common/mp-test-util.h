@@ -17,6 +17,9 @@ typedef struct {
 } MpTestServer;
 
 const char   *mp_test_magpied_path     (void);
+/* How much to stretch a time bound: MAGPIE_TEST_SLOWDOWN (sanitizers, valgrind, a loaded
+ * machine), at least 1. */
+double        mp_test_slowdown         (void);
 /* The backend under test: MAGPIE_TEST_DB (set by tests/with-postgres.sh) names a PostgreSQL
  * server, else the catalog is SQLite in the data dir. */
 gboolean      mp_test_db_is_postgresql (void);
