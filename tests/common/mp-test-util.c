@@ -161,7 +161,13 @@ mp_test_server_start (const char  *data_dir,
     }
   else
     server->data_dir = g_strdup (data_dir);
-  server->log_path = g_strdup_printf ("%s.log", server->data_dir);
+  {
+    static gint started;
+
+    /* Numbered: several servers may share a data dir (api and worker nodes), each its log. */
+    server->log_path = g_strdup_printf ("%s.%d.log", server->data_dir,
+                                        g_atomic_int_add (&started, 1));
+  }
   server->database = mp_test_db_location (server->data_dir);
 
   g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
