@@ -38,16 +38,21 @@ cache=${MAGPIE_BUILD_DIR:-${TMPDIR:-/tmp}}/pg-template
 (
   flock 9
   if [ ! -f "$cache/data/PG_VERSION" ]; then
-    rm -rf "$cache"
-    mkdir -p "$cache"
-    chown "$owner" "$cache"
-    if ! "${as_pg[@]}" "$pg_bin/initdb" -D "$cache/data" -U postgres --auth=trust \
-         --encoding=UTF8 --locale=C.UTF-8 -N >"$cache/initdb.log" 2>&1; then
+    # initdb runs in a fresh temp dir the server's user owns (it may not reach into the build
+    # dir), and the result is copied into place.
+    stage=$(mktemp -d "${TMPDIR:-/tmp}/magpie-initdb-XXXXXX")
+    chown "$owner" "$stage"
+    if ! "${as_pg[@]}" "$pg_bin/initdb" -D "$stage/data" -U postgres --auth=trust \
+         --encoding=UTF8 --locale=C.UTF-8 -N >"$stage/initdb.log" 2>&1; then
       echo "with-postgres: initdb failed:" >&2
-      cat "$cache/initdb.log" >&2
-      rm -rf "$cache/data"
+      cat "$stage/initdb.log" >&2
+      rm -rf "$stage"
       exit 1
     fi
+    rm -rf "$cache"
+    mkdir -p "$cache"
+    cp -a "$stage/data" "$cache/data"
+    rm -rf "$stage"
   fi
 ) 9>"${cache}.lock" || exit 1
 
