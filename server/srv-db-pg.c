@@ -439,42 +439,6 @@ run_txn (SrvDb *db, TxnKind kind, TxnFunc func, gpointer data, GError **error)
 
 /* Rows */
 
-static SrvPhotoState
-photo_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "tagging") == 0)
-    return SRV_PHOTO_TAGGING;
-  if (g_strcmp0 (s, "tagged") == 0)
-    return SRV_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "failed") == 0)
-    return SRV_PHOTO_FAILED;
-  return SRV_PHOTO_QUEUED;
-}
-
-static SrvJobState
-job_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "leased") == 0)
-    return SRV_JOB_LEASED;
-  if (g_strcmp0 (s, "done") == 0)
-    return SRV_JOB_DONE;
-  if (g_strcmp0 (s, "dead") == 0)
-    return SRV_JOB_DEAD;
-  return SRV_JOB_QUEUED;
-}
-
-static SrvEventType
-event_type_parse (const char *s)
-{
-  if (g_strcmp0 (s, "photo.tagged") == 0)
-    return SRV_EVENT_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "photo.failed") == 0)
-    return SRV_EVENT_PHOTO_FAILED;
-  if (g_strcmp0 (s, "photo.deleted") == 0)
-    return SRV_EVENT_PHOTO_DELETED;
-  return SRV_EVENT_PHOTO_CREATED;
-}
-
 static SrvIdentity *
 identity_from_row (PGresult *r, int row)
 {
@@ -504,7 +468,7 @@ photo_from_row (PGresult *r, int row)
   photo->width = (int) col_int (r, row, 5);
   photo->height = (int) col_int (r, row, 6);
   photo->sha256 = col_text (r, row, 7);
-  photo->state = photo_state_parse (PQgetvalue (r, row, 8));
+  photo->state = srv_photo_state_from_string (PQgetvalue (r, row, 8));
   photo->model = col_text (r, row, 9);
   photo->error = col_text (r, row, 10);
   photo->created_at = col_int (r, row, 11);
@@ -522,7 +486,7 @@ job_from_row (PGresult *r, int row)
   job->photo_id = col_text (r, row, 1);
   job->identity_id = col_text (r, row, 2);
   job->photo_key = col_text (r, row, 3);
-  job->state = job_state_parse (PQgetvalue (r, row, 4));
+  job->state = srv_job_state_from_string (PQgetvalue (r, row, 4));
   job->attempts = (int) col_int (r, row, 5);
   job->max_attempts = (int) col_int (r, row, 6);
   job->not_before = col_int (r, row, 7);
@@ -1027,16 +991,10 @@ static SrvIdentity *
 pg_create_identity (SrvDb *db, const SrvIdentity *identity, GError **error)
 {
   IdentityOp op = { .in = identity };
-  SrvIdentity *copy;
 
   if (!run_txn (db, TXN_WRITE_DURABLE, create_identity_txn, &op, error))
     return NULL;
-  copy = g_memdup2 (identity, sizeof *identity);
-  copy->id = g_strdup (identity->id);
-  copy->username = g_strdup (identity->username);
-  copy->password_hash = g_strdup (identity->password_hash);
-  copy->secret_hash = g_strdup (identity->secret_hash);
-  return copy;
+  return srv_identity_copy (identity);
 }
 
 static SrvIdentity *
@@ -1765,7 +1723,7 @@ queue_stats_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   stats->queued = stats->leased = 0;
   for (int i = 0; i < PQntuples (depth); i++)
     {
-      if (job_state_parse (PQgetvalue (depth, i, 0)) == SRV_JOB_LEASED)
+      if (srv_job_state_from_string (PQgetvalue (depth, i, 0)) == SRV_JOB_LEASED)
         stats->leased = col_int (depth, i, 1);
       else
         stats->queued = col_int (depth, i, 1);
@@ -1828,7 +1786,7 @@ events_since_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 
       event->id = col_int (r, i, 0);
       event->identity_id = col_text (r, i, 1);
-      event->type = event_type_parse (PQgetvalue (r, i, 2));
+      event->type = srv_event_type_from_string (PQgetvalue (r, i, 2));
       event->data = col_text (r, i, 3);
       event->created_at = col_int (r, i, 4);
       g_ptr_array_add (op->events, event);

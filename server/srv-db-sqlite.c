@@ -286,42 +286,6 @@ run_txn (SrvDb *db, TxnKind kind, TxnFunc func, gpointer data, GError **error)
 
 /* Rows */
 
-static SrvPhotoState
-photo_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "tagging") == 0)
-    return SRV_PHOTO_TAGGING;
-  if (g_strcmp0 (s, "tagged") == 0)
-    return SRV_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "failed") == 0)
-    return SRV_PHOTO_FAILED;
-  return SRV_PHOTO_QUEUED;
-}
-
-static SrvJobState
-job_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "leased") == 0)
-    return SRV_JOB_LEASED;
-  if (g_strcmp0 (s, "done") == 0)
-    return SRV_JOB_DONE;
-  if (g_strcmp0 (s, "dead") == 0)
-    return SRV_JOB_DEAD;
-  return SRV_JOB_QUEUED;
-}
-
-static SrvEventType
-event_type_parse (const char *s)
-{
-  if (g_strcmp0 (s, "photo.tagged") == 0)
-    return SRV_EVENT_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "photo.failed") == 0)
-    return SRV_EVENT_PHOTO_FAILED;
-  if (g_strcmp0 (s, "photo.deleted") == 0)
-    return SRV_EVENT_PHOTO_DELETED;
-  return SRV_EVENT_PHOTO_CREATED;
-}
-
 static SrvIdentity *
 identity_from_row (Stmt *s)
 {
@@ -351,7 +315,7 @@ photo_from_row (Stmt *s)
   photo->width = sqlite3_column_int (s, 5);
   photo->height = sqlite3_column_int (s, 6);
   photo->sha256 = col_text (s, 7);
-  photo->state = photo_state_parse ((const char *) sqlite3_column_text (s, 8));
+  photo->state = srv_photo_state_from_string ((const char *) sqlite3_column_text (s, 8));
   photo->model = col_text (s, 9);
   photo->error = col_text (s, 10);
   photo->created_at = sqlite3_column_int64 (s, 11);
@@ -369,7 +333,7 @@ job_from_row (Stmt *s)
   job->photo_id = col_text (s, 1);
   job->identity_id = col_text (s, 2);
   job->photo_key = col_text (s, 3);
-  job->state = job_state_parse ((const char *) sqlite3_column_text (s, 4));
+  job->state = srv_job_state_from_string ((const char *) sqlite3_column_text (s, 4));
   job->attempts = sqlite3_column_int (s, 5);
   job->max_attempts = sqlite3_column_int (s, 6);
   job->not_before = sqlite3_column_int64 (s, 7);
@@ -713,16 +677,10 @@ static SrvIdentity *
 sqlite_create_identity (SrvDb *db, const SrvIdentity *identity, GError **error)
 {
   IdentityOp op = { .in = identity };
-  SrvIdentity *copy;
 
   if (!run_txn (db, TXN_WRITE_DURABLE, create_identity_txn, &op, error))
     return NULL;
-  copy = g_memdup2 (identity, sizeof *identity);
-  copy->id = g_strdup (identity->id);
-  copy->username = g_strdup (identity->username);
-  copy->password_hash = g_strdup (identity->password_hash);
-  copy->secret_hash = g_strdup (identity->secret_hash);
-  return copy;
+  return srv_identity_copy (identity);
 }
 
 static SrvIdentity *
@@ -1450,7 +1408,7 @@ queue_stats_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
     {
       gint64 n = sqlite3_column_int64 (depth, 1);
 
-      if (job_state_parse ((const char *) sqlite3_column_text (depth, 0)) == SRV_JOB_LEASED)
+      if (srv_job_state_from_string ((const char *) sqlite3_column_text (depth, 0)) == SRV_JOB_LEASED)
         stats->leased = n;
       else
         stats->queued = n;
@@ -1514,7 +1472,7 @@ events_since_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 
       event->id = sqlite3_column_int64 (s, 0);
       event->identity_id = col_text (s, 1);
-      event->type = event_type_parse ((const char *) sqlite3_column_text (s, 2));
+      event->type = srv_event_type_from_string ((const char *) sqlite3_column_text (s, 2));
       event->data = col_text (s, 3);
       event->created_at = sqlite3_column_int64 (s, 4);
       g_ptr_array_add (op->events, event);

@@ -731,6 +731,43 @@ srv_event_type_to_string (SrvEventType type)
   return names[type];
 }
 
+/* The inverses, for backends reading rows: an unknown name reads as the first state. */
+SrvPhotoState
+srv_photo_state_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "tagging") == 0)
+    return SRV_PHOTO_TAGGING;
+  if (g_strcmp0 (s, "tagged") == 0)
+    return SRV_PHOTO_TAGGED;
+  if (g_strcmp0 (s, "failed") == 0)
+    return SRV_PHOTO_FAILED;
+  return SRV_PHOTO_QUEUED;
+}
+
+SrvJobState
+srv_job_state_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "leased") == 0)
+    return SRV_JOB_LEASED;
+  if (g_strcmp0 (s, "done") == 0)
+    return SRV_JOB_DONE;
+  if (g_strcmp0 (s, "dead") == 0)
+    return SRV_JOB_DEAD;
+  return SRV_JOB_QUEUED;
+}
+
+SrvEventType
+srv_event_type_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "photo.tagged") == 0)
+    return SRV_EVENT_PHOTO_TAGGED;
+  if (g_strcmp0 (s, "photo.failed") == 0)
+    return SRV_EVENT_PHOTO_FAILED;
+  if (g_strcmp0 (s, "photo.deleted") == 0)
+    return SRV_EVENT_PHOTO_DELETED;
+  return SRV_EVENT_PHOTO_CREATED;
+}
+
 /* RFC 3339 in UTC with microseconds, "2026-11-23T09:44:55.123456Z". */
 static char *
 format_time (gint64 us)
@@ -811,6 +848,18 @@ srv_photo_to_json (const SrvPhoto *photo)
 }
 
 /* Ownership */
+
+SrvIdentity *
+srv_identity_copy (const SrvIdentity *identity)
+{
+  SrvIdentity *copy = g_memdup2 (identity, sizeof *identity);
+
+  copy->id = g_strdup (identity->id);
+  copy->username = g_strdup (identity->username);
+  copy->password_hash = g_strdup (identity->password_hash);
+  copy->secret_hash = g_strdup (identity->secret_hash);
+  return copy;
+}
 
 void
 srv_identity_free (SrvIdentity *identity)

@@ -381,6 +381,10 @@ typedef struct {
 /* The numbered migrations of @dialect ("sqlite", "postgresql"), ascending (SrvDbMigration*). */
 GPtrArray   *srv_db_migrations            (const char          *dialect,
                                            GError             **error);
+SrvPhotoState srv_photo_state_from_string (const char         *s);
+SrvJobState  srv_job_state_from_string    (const char          *s);
+SrvEventType srv_event_type_from_string   (const char          *s);
+SrvIdentity *srv_identity_copy            (const SrvIdentity   *identity);
 /* An empty SrvTag array that frees its labels, as SrvPhoto.tags expects. */
 GArray      *srv_tag_array_new            (void);
 /* Cursor text for a keyset position, shared so every backend hands out the same cursors. */
