@@ -16,6 +16,14 @@
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
+double
+mp_test_slowdown (void)
+{
+  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
+
+  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
 const char *
 mp_test_magpied_path (void)
 {

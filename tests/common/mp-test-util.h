@@ -16,6 +16,10 @@ typedef struct {
 } MpTestServer;
 
 const char   *mp_test_magpied_path     (void);
+/* How much to stretch a test's time bound: MAGPIE_TEST_SLOWDOWN (set by the asan and valgrind
+ * setups, or by hand on a loaded machine), at least 1. Bounds guard the design (no hang, an
+ * index and not a scan); the benchmarks give the figures. */
+double        mp_test_slowdown         (void);
 char         *mp_test_make_tmpdir      (const char    *prefix);
 void          mp_test_rm_rf            (const char    *path);
 MpTestServer *mp_test_server_start     (const char    *data_dir,
