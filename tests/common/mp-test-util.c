@@ -17,20 +17,20 @@
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
-const char *
-mp_test_magpied_path (void)
-{
-  const char *path = g_getenv ("MAGPIED");
-
-  return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
-}
-
 double
 mp_test_slowdown (void)
 {
   const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
 
   return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
+const char *
+mp_test_magpied_path (void)
+{
+  const char *path = g_getenv ("MAGPIED");
+
+  return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
 }
 
 gboolean

@@ -17,8 +17,9 @@ typedef struct {
 } MpTestServer;
 
 const char   *mp_test_magpied_path     (void);
-/* How much to stretch a time bound: MAGPIE_TEST_SLOWDOWN (sanitizers, valgrind, a loaded
- * machine), at least 1. */
+/* How much to stretch a test's time bound: MAGPIE_TEST_SLOWDOWN (set by the asan and valgrind
+ * setups, or by hand on a loaded machine), at least 1. Bounds guard the design (no hang, an
+ * index and not a scan); the benchmarks give the figures. */
 double        mp_test_slowdown         (void);
 /* The backend under test: MAGPIE_TEST_DB (set by tests/with-postgres.sh) names a PostgreSQL
  * server, else the catalog is SQLite in the data dir. */
