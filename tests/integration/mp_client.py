@@ -1,8 +1,9 @@
 # mp_client.py - what the Python integration tests need to talk to magpied as its clients do
 #
-# TAP-ish checks, JSON over HTTP with a bearer token, SigV4-signed S3 requests sent raw (so a
-# test sees every status and error code, and can sign with whatever secret it likes), and a
-# minimal EventSource for GET /v1/events.
+# JSON over HTTP with a bearer token, SigV4-signed S3 requests sent raw (so a test sees every
+# status and error code, and can sign with whatever secret it likes), a minimal EventSource
+# for GET /v1/events, and the end of a test (stop the server, exit 1 if a check failed); the
+# checks themselves are mp_check's, re-exported here.
 import json
 import os
 import queue
@@ -15,14 +16,7 @@ import urllib.parse
 import urllib.request
 import http.client
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
+from mp_check import check, failures, forget_aws_environment, skip  # noqa: F401 (re-exported)
 
 
 def stop(server, ok, lines=60):
@@ -38,17 +32,6 @@ def exit_status():
     if failures:
         print("%d check(s) failed" % len(failures))
         sys.exit(1)
-
-
-def skip(reason):
-    print("SKIP: " + reason, flush=True)
-    sys.exit(77)
-
-
-def clean_aws_env():
-    """Clients must see only the credentials a test gives them."""
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[name]
 
 
 def need_botocore():

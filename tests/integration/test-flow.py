@@ -17,11 +17,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
+from mp_client import EventStream, call  # noqa: E402
 from mp_magpied import Server  # noqa: E402
-import mp_client as mc  # noqa: E402
-from mp_client import EventStream, call, check, skip  # noqa: E402
 
-mc.clean_aws_env()
+forget_aws_environment()
 try:
     import boto3
     import botocore.config
@@ -131,11 +131,11 @@ def main():
     finally:
         if server is not None:
             server.stop()
-            if mc.failures:
+            if failures:
                 sys.stdout.write(open(server.log_path).read()[-4000:])
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 main()
-print("%d failed" % len(mc.failures))
-sys.exit(1 if mc.failures else 0)
+print("%d failed" % len(failures))
+sys.exit(1 if failures else 0)

@@ -28,7 +28,7 @@ from mp_magpied import Server  # noqa: E402
 import mp_client as mc  # noqa: E402
 from mp_client import check  # noqa: E402
 
-mc.clean_aws_env()
+mc.forget_aws_environment()
 mc.need_botocore()
 
 BUCKET = "magpie"
