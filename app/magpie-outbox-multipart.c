@@ -330,10 +330,11 @@ list_abandoned_sql (sqlite3   *db,
 
   if (sqlite3_prepare_v2 (db, "SELECT " RECORD_COLUMNS " FROM multipart_uploads m "
                           "LEFT JOIN photos p ON p.id = m.photo "
-                          "WHERE m.photo IS NULL OR p.id IS NULL OR p.deleted = 1 OR p.upload = ? "
-                          "ORDER BY m.id", -1, &stmt, NULL) != SQLITE_OK)
+                          "WHERE m.photo IS NULL OR p.id IS NULL OR p.deleted = 1 "
+                          "OR p.upload IN (?, ?) ORDER BY m.id", -1, &stmt, NULL) != SQLITE_OK)
     return fail_sql (db, "reading abandoned uploads", error);
   sqlite3_bind_int (stmt, 1, MAGPIE_UPLOAD_UPLOADED);
+  sqlite3_bind_int (stmt, 2, MAGPIE_UPLOAD_FAILED);
   while (sqlite3_step (stmt) == SQLITE_ROW)
     g_ptr_array_add (records, record_from_statement (stmt));
   sqlite3_finalize (stmt);
@@ -341,9 +342,9 @@ list_abandoned_sql (sqlite3   *db,
 }
 
 /* The uploads to abort: their photo was deleted (or is in the undo window), another upload
- * of the photo replaced them, or the photo is on the server (the app stopped between
- * completing the upload and forgetting it: the store then no longer knows the id). Finishes
- * with a GPtrArray of MagpieMultipartRecord (without parts). */
+ * of the photo replaced them, the photo failed for good, or it is on the server (the app
+ * stopped between completing the upload and forgetting it: the store then no longer knows
+ * the id). Finishes with a GPtrArray of MagpieMultipartRecord (without parts). */
 void
 magpie_outbox_list_abandoned_async (MagpieOutbox        *self,
                                     GCancellable        *cancellable,

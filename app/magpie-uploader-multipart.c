@@ -774,12 +774,18 @@ typedef struct {
   GPtrArray           *records;
   MagpieS3Credentials *creds;
   guint                next;
+  gboolean             failed;
 } Sweep;
 
 static void
 sweep_free (Sweep *sweep)
 {
   sweep->self->sweeping = FALSE;
+  /* Photos deleted while this sweep ran get theirs now; after a failure, only at the next
+   * occasion (the connection coming back, another deletion, an import). */
+  if (!sweep->failed && sweep->self->sweep_needed &&
+      !g_cancellable_is_cancelled (sweep->self->cancellable))
+    magpie_uploader_kick (sweep->self);
   g_clear_pointer (&sweep->records, g_ptr_array_unref);
   g_clear_pointer (&sweep->creds, magpie_s3_credentials_unref);
   g_object_unref (sweep->self);
@@ -793,6 +799,7 @@ sweep_again_later (Sweep      *sweep,
                    const char *reason)
 {
   g_message ("Cannot abort an abandoned upload now: %s", reason);
+  sweep->failed = TRUE;
   sweep->self->sweep_needed = TRUE;
   sweep_free (sweep);
 }
@@ -929,9 +936,14 @@ abandoned_cb (GObject      *object,
       return;
     }
   url = magpie_connection_get_server_url (sweep->self->connection);
-  if (sweep->records->len == 0 || url == NULL)
+  if (sweep->records->len == 0)
     {
       sweep_free (sweep);
+      return;
+    }
+  if (url == NULL)
+    {
+      sweep_again_later (sweep, "no server");
       return;
     }
   magpie_credentials_get_async (sweep->self->credentials, url, sweep->self->cancellable,

@@ -79,6 +79,9 @@ recorded_cb (GObject      *object,
   row = magpie_outbox_update_finish (MAGPIE_OUTBOX (object), result, &error);
   if (row == NULL && error != NULL)
     g_warning ("Cannot record how the upload of %s ended: %s", up->row->name, error->message);
+  /* Given up on: the parts a multipart upload left on the store are aborted. */
+  if (row != NULL && row->upload == MAGPIE_UPLOAD_FAILED && row->size > MAGPIE_MULTIPART_THRESHOLD)
+    up->self->sweep_needed = TRUE;
   upload_done (up);
 }
 

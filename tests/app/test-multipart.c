@@ -537,6 +537,22 @@ test_records (void)
     g_clear_pointer (&list, g_ptr_array_unref);
   }
 
+  /* A photo failed for good, or on the server, has nothing left to resume. */
+  {
+    g_autofree char *failed = g_strdup_printf ("UPDATE photos SET upload = %d WHERE id = %"
+                                               G_GINT64_FORMAT, MAGPIE_UPLOAD_FAILED,
+                                               first->id);
+    g_autofree char *waiting = g_strdup_printf ("UPDATE photos SET upload = %d WHERE id = %"
+                                                G_GINT64_FORMAT, MAGPIE_UPLOAD_WAITING,
+                                                first->id);
+
+    run_sql (store, failed);
+    list = abandoned (outbox);
+    g_assert_cmpuint (list->len, ==, 3);
+    g_clear_pointer (&list, g_ptr_array_unref);
+    run_sql (store, waiting);
+  }
+
   /* Forgotten (aborted): gone, parts too. */
   magpie_outbox_forget_multipart_async (outbox, one->id, NULL, store_result_cb, &result);
   g_assert_true (magpie_outbox_multipart_update_finish (outbox, wait_result (&result), NULL));

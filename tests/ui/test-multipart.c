@@ -11,8 +11,10 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <string.h>
 
@@ -363,11 +365,13 @@ test_upload (void)
   window = main_window ();
 
   start = g_get_monotonic_time ();
-  stall.last = start;
-  tick = g_timeout_add (20, tick_cb, &stall);
   drop_file (window, path);
   g_assert_true (app_test_wait (imports_done, magpie_window_get_gallery_page (window), 60000));
   photo = newest_photo ();
+  /* From the upload's start: the import before it has a thumbnail and local tags to make. */
+  g_assert_true (wait_s3_count (server, "CreateMultipartUpload", "OK", 1, WAIT_MS));
+  stall.last = g_get_monotonic_time ();
+  tick = g_timeout_add (20, tick_cb, &stall);
 
   /* After the first part: the cached credentials have less than the margin left. */
   g_assert_true (wait_s3_count (server, "UploadPart", "OK", 1, WAIT_MS));
@@ -397,7 +401,7 @@ test_upload (void)
   g_assert_true (photo_done (photo));
   g_source_remove (tick);
   g_test_message ("29 MB photo uploaded in parts and tagged %.1f s after the drop; the main "
-                  "loop stalled at most %.0f ms meanwhile",
+                  "loop stalled at most %.0f ms from the upload's start",
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC,
                   stall.worst / 1000.0);
   g_assert_cmpint (stall.worst, <, MAX_STALL_US);
@@ -495,6 +499,61 @@ test_delete_aborts (void)
   g_assert_cmpfloat (s3_count (server, "CompleteMultipartUpload", "OK"), ==, 0);
 
   app_test_close_all ();
+  app_test_server_stop (server);
+  mp_test_rm_rf (server_dir);
+  mp_test_rm_rf (photo_dir);
+}
+
+static gboolean
+photo_failed (gpointer user_data)
+{
+  return magpie_photo_get_state (user_data) == MAGPIE_PHOTO_STATE_FAILED;
+}
+
+/* The photo's own copy turns out shorter mid-upload (a damaged disk, someone editing the
+ * library's files): the photo fails for good with the reason on its tile, and the parts already
+ * on the store are aborted rather than left there. */
+static void
+test_failed_part (void)
+{
+  g_autofree char *server_dir = mp_test_make_tmpdir ("magpied-multipart-failed");
+  g_autofree char *photo_dir = mp_test_make_tmpdir ("magpie-multipart-failed");
+  g_autofree char *db_path = g_build_filename (home, "data", "magpie", "library.sqlite", NULL);
+  g_autoptr(AppTestServer) server = NULL;
+  g_autoptr(GSettings) settings = g_settings_new (APPLICATION_ID);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MagpiePhoto) photo = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *copy = NULL;
+  g_autofree char *state = NULL;
+  MagpieWindow *window = main_window ();
+  int fd;
+
+  path = noise_png (photo_dir, 5);
+  server = mp_test_server_start (server_dir, NULL, &error);
+  g_assert_no_error (error);
+  g_settings_set_string (settings, "server-url", server->url);
+
+  drop_file (window, path);
+  g_assert_true (app_test_wait (imports_done, magpie_window_get_gallery_page (window), 60000));
+  photo = newest_photo ();
+  g_assert_true (wait_s3_count (server, "UploadPart", "OK", 1, WAIT_MS));
+
+  copy = g_file_get_path (magpie_photo_get_file (photo));
+  fd = g_open (copy, O_WRONLY, 0);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (ftruncate (fd, 12 * 1024 * 1024), ==, 0);
+  close (fd);
+
+  g_assert_true (app_test_wait (photo_failed, photo, WAIT_MS));
+  state = magpie_photo_describe_state (photo);
+  g_test_message ("the tile says: %s", state);
+  g_assert_cmpstr (magpie_photo_get_failure_reason (photo), ==,
+                   "The photo’s file is shorter than when it was imported");
+  g_assert_true (wait_s3_count (server, "AbortMultipartUpload", "OK", 1, WAIT_MS));
+  g_assert_true (app_test_wait (uploads_recorded_zero, db_path, WAIT_MS));
+  g_assert_cmpfloat (s3_count (server, "CompleteMultipartUpload", "OK"), ==, 0);
+
   app_test_server_stop (server);
   mp_test_rm_rf (server_dir);
   mp_test_rm_rf (photo_dir);
@@ -855,6 +914,7 @@ main (int   argc,
 
   g_test_add_func ("/ui/multipart/upload", test_upload);
   g_test_add_func ("/ui/multipart/delete-aborts", test_delete_aborts);
+  g_test_add_func ("/ui/multipart/failed-part", test_failed_part);
   g_test_add_func ("/ui/multipart/resume-after-kill", test_resume_after_kill);
   g_test_add_func ("/ui/multipart/no-such-upload", test_no_such_upload);
 
