@@ -32,7 +32,6 @@
 
 static void list_parts   (Upload *up);
 static void create       (Upload *up);
-static void send_part    (Upload *up);
 static void next_part    (Upload *up);
 static void complete     (Upload *up);
 
@@ -152,7 +151,7 @@ store_refused (Upload     *up,
   g_autofree char *reason = NULL;
   gboolean transient;
 
-  if (up->plan != NULL && step == send_part)
+  if (up->plan != NULL && step == next_part)
     /* Translators: %u part number, %u number of parts, %s the storage's error code, %u an HTTP
      * status */
     reason = g_strdup_printf (_("The storage refused part %u of %u (%s, HTTP %u)"),
@@ -366,18 +365,18 @@ part_sent_cb (GObject      *object,
     return;
   if (body == NULL)
     {
-      retry (up, send_part, error->message, FALSE);
+      retry (up, next_part, error->message, FALSE);
       return;
     }
   if (!SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (message)))
     {
-      store_refused (up, send_part, message, body);
+      store_refused (up, next_part, message, body);
       return;
     }
   etag = soup_message_headers_get_one (soup_message_get_response_headers (message), "ETag");
   if (etag == NULL || *etag == '\0' || strlen (etag) > 1024)
     {
-      retry (up, send_part, _("The storage did not confirm a part"), FALSE);
+      retry (up, next_part, _("The storage did not confirm a part"), FALSE);
       return;
     }
   g_debug ("%s: part %u of %u stored", up->row->name, current_part (up)->number,
@@ -532,7 +531,8 @@ hashed_cb (GObject      *object,
 }
 
 /* The next part that is not done: hashed off the main thread, then sent. After the last,
- * the store assembles them. */
+ * the store assembles them. A part that failed goes through here again, so a file that
+ * changed meanwhile is noticed rather than sent. */
 static void
 next_part (Upload *up)
 {
