@@ -176,7 +176,7 @@ catalog (const char                *url,
   g_autoptr(JsonNode) root = NULL;
   guint status = 0;
 
-  root = mp_test_http_call (session, "GET", list_url, creds->session_token, NULL, &status, NULL);
+  root = mp_test_http_call (session, "GET", list_url, creds->api_token, NULL, &status, NULL);
   g_assert_cmpuint (status, ==, 200);
   return json_array_ref (json_object_get_array_member (json_node_get_object (root), "photos"));
 }
