@@ -265,6 +265,7 @@ magpie_application_startup (GApplication *application)
   static const char *preferences_accels[] = { "<Control>comma", NULL };
   static const char *add_photos_accels[] = { "<Control>o", NULL };
   static const char *search_accels[] = { "<Control>f", NULL };
+  g_autoptr(GAction) work_offline = NULL;
 
   G_APPLICATION_CLASS (magpie_application_parent_class)->startup (application);
 
@@ -272,9 +273,15 @@ magpie_application_startup (GApplication *application)
   self->connection = magpie_connection_new (NULL, 0);
   g_settings_bind (self->settings, "server-url", self->connection, "server-url",
                    G_SETTINGS_BIND_GET);
+  g_settings_bind (self->settings, "work-offline", self->connection, "work-offline",
+                   G_SETTINGS_BIND_GET);
 
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
                                    G_N_ELEMENTS (app_actions), self);
+  /* app.work-offline: a check item in the menu whose state is the setting, so the choice
+   * outlives the run. */
+  work_offline = g_settings_create_action (self->settings, "work-offline");
+  g_action_map_add_action (G_ACTION_MAP (self), work_offline);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.quit", quit_accels);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.preferences",
                                          preferences_accels);
@@ -319,7 +326,10 @@ magpie_application_dispose (GObject *object)
   MagpieApplication *self = MAGPIE_APPLICATION (object);
 
   if (self->connection != NULL)
-    g_settings_unbind (self->connection, "server-url");
+    {
+      g_settings_unbind (self->connection, "server-url");
+      g_settings_unbind (self->connection, "work-offline");
+    }
   g_clear_object (&self->events);
   g_clear_object (&self->uploader);
   g_clear_object (&self->credentials);

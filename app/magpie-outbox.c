@@ -811,7 +811,9 @@ update_sql (sqlite3   *db,
       return NULL;
     }
   sqlite3_bind_int (stmt, 1, upload);
-  sqlite3_bind_int64 (stmt, 2, args->upload == MAGPIE_UPLOAD_UPLOADED ? row->size : args->sent);
+  /* A released entry keeps what the server confirmed, to resume from there. */
+  sqlite3_bind_int64 (stmt, 2, args->upload == MAGPIE_UPLOAD_UPLOADED ? row->size :
+                               args->upload == MAGPIE_UPLOAD_WAITING ? row->sent : args->sent);
   sqlite3_bind_int (stmt, 3, args->upload == MAGPIE_UPLOAD_UPLOADED ? 0 : attempts);
   sqlite3_bind_int64 (stmt, 4, next_attempt);
   if (args->reason != NULL)
@@ -929,6 +931,77 @@ magpie_outbox_fail_async (MagpieOutbox        *self,
   args->jitter = g_random_double ();
   args->now = g_get_real_time ();
   run_update (self, args, magpie_outbox_fail_async, cancellable, callback, user_data);
+}
+
+/* The attempt at entry @id was called off (Work Offline, say), not failed: it goes back to the
+ * outbox as it was, due at once, without counting as an attempt. */
+void
+magpie_outbox_release_async (MagpieOutbox        *self,
+                             gint64               id,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  UpdateArgs *args;
+
+  g_return_if_fail (MAGPIE_IS_OUTBOX (self));
+
+  args = g_new0 (UpdateArgs, 1);
+  args->id = id;
+  args->upload = MAGPIE_UPLOAD_WAITING;
+  run_update (self, args, magpie_outbox_release_async, cancellable, callback, user_data);
+}
+
+static gpointer
+retry_now_sql (sqlite3   *db,
+               gpointer   data,
+               GError   **error)
+{
+  if (!magpie_store_run_ids (db, "UPDATE photos SET next_attempt = 0 WHERE upload = ?",
+                             "retrying the outbox", error, 1, (gint64) MAGPIE_UPLOAD_WAITING))
+    return NULL;
+  return GINT_TO_POINTER (1);
+}
+
+static void
+retried_now_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (magpie_store_run_finish (MAGPIE_STORE (object), result, &error) == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* Makes every waiting entry due now, however long its backoff: for when the server is back
+ * after an outage that made attempts fail. Failed attempts still count. */
+void
+magpie_outbox_retry_now_async (MagpieOutbox        *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (MAGPIE_IS_OUTBOX (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, magpie_outbox_retry_now_async);
+  magpie_store_run_async (self->store, retry_now_sql, NULL, NULL, NULL, NULL, retried_now_cb,
+                          task);
+}
+
+gboolean
+magpie_outbox_retry_now_finish (MagpieOutbox  *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 MagpieStoreRow *

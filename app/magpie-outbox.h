@@ -66,7 +66,19 @@ void            magpie_outbox_fail_async          (MagpieOutbox        *self,
                                                    GCancellable        *cancellable,
                                                    GAsyncReadyCallback  callback,
                                                    gpointer             user_data);
+void            magpie_outbox_release_async       (MagpieOutbox        *self,
+                                                   gint64               id,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
 MagpieStoreRow *magpie_outbox_update_finish       (MagpieOutbox        *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+void            magpie_outbox_retry_now_async     (MagpieOutbox        *self,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+gboolean        magpie_outbox_retry_now_finish    (MagpieOutbox        *self,
                                                    GAsyncResult        *result,
                                                    GError             **error);
 

@@ -24,7 +24,8 @@ struct _MagpieUploader {
   MagpieOutbox      *outbox;
   MagpieConnection  *connection;
   MagpieCredentials *credentials;
-  GCancellable      *cancellable;
+  GCancellable      *cancellable;    /* of the uploads under way; replaced when they are called off */
+  MagpieConnectionState last_state;
   guint              retry_source;
   guint              n_active;
   guint              n_put;
@@ -44,6 +45,7 @@ static GParamSpec *properties[N_PROPS];
 
 typedef struct {
   MagpieUploader      *self;
+  GCancellable        *cancellable;
   MagpieStoreRow      *row;
   MagpieS3Credentials *creds;
   char                *server_url;
@@ -61,6 +63,7 @@ upload_free (Upload *up)
   g_clear_pointer (&up->creds, magpie_s3_credentials_unref);
   g_free (up->server_url);
   g_free (up->key);
+  g_clear_object (&up->cancellable);
   g_clear_object (&up->self);
   g_free (up);
 }
@@ -105,10 +108,28 @@ upload_fail (Upload     *up,
              const char *reason,
              gboolean    retryable)
 {
+  /* Called off, not failed: back in the outbox as it was. */
+  if (g_cancellable_is_cancelled (up->cancellable))
+    {
+      g_debug ("Upload of %s called off", up->row->name);
+      magpie_outbox_release_async (up->self->outbox, up->row->id, NULL, recorded_cb, up);
+      return;
+    }
   g_message ("Upload of %s failed%s: %s", up->row->name, retryable ? " (will retry)" : "",
              reason);
   magpie_outbox_fail_async (up->self->outbox, up->row->id, reason, retryable, NULL, recorded_cb,
                             up);
+}
+
+/* No (usable) answer at all: the server may have gone, and the connection had better find out
+ * now than at its next check, so that the outbox stops being drained into a void. */
+static void
+upload_fail_unanswered (Upload       *up,
+                        const GError *error)
+{
+  if (!g_cancellable_is_cancelled (up->cancellable))
+    magpie_connection_refresh (up->self->connection);
+  upload_fail (up, error->message, TRUE);
 }
 
 static void put_object (Upload *up);
@@ -127,7 +148,7 @@ registered_cb (GObject      *object,
   body = magpie_api_request_finish (result, &status, &error);
   if (body == NULL)
     {
-      upload_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   if (status == SOUP_STATUS_OK || status == SOUP_STATUS_CREATED)
@@ -161,7 +182,7 @@ register_photo (Upload *up)
   root = json_builder_get_root (builder);
   body = json_to_string (root, FALSE);
   magpie_api_request_async (up->self->session, "POST", up->server_url, "/v1/photos",
-                            up->creds->session_token, body, up->self->cancellable,
+                            up->creds->session_token, body, up->cancellable,
                             registered_cb, up);
 }
 
@@ -218,7 +239,7 @@ put_cb (GObject      *object,
   if (body == NULL)
     {
       up->sent = 0;
-      upload_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   status = soup_message_get_status (message);
@@ -343,7 +364,7 @@ opened_cb (GObject      *object,
   up->last_percent = -1;
   g_signal_connect (message, "wrote-body-data", G_CALLBACK (wrote_body_data_cb), up);
   soup_session_send_and_read_async (up->self->session, message, G_PRIORITY_LOW,
-                                    up->self->cancellable, put_cb, up);
+                                    up->cancellable, put_cb, up);
 }
 
 static void
@@ -355,7 +376,7 @@ put_object (Upload *up)
   if (up->row->size > MAGPIE_UPLOADER_MULTIPART_THRESHOLD)
     g_info ("%s is %" G_GINT64_FORMAT " bytes: sent in one PUT (no multipart yet)",
             up->row->name, up->row->size);
-  g_file_read_async (file, G_PRIORITY_LOW, up->self->cancellable, opened_cb, up);
+  g_file_read_async (file, G_PRIORITY_LOW, up->cancellable, opened_cb, up);
 }
 
 static void
@@ -389,10 +410,11 @@ start_upload (MagpieUploader *self,
   g_debug ("Uploading %s", row->name);
 
   up->self = g_object_ref (self);
+  up->cancellable = g_object_ref (self->cancellable);
   up->row = row;
   up->server_url = g_strdup (magpie_connection_get_server_url (self->connection));
   set_n_active (self, self->n_active + 1);
-  magpie_credentials_get_async (self->credentials, up->server_url, self->cancellable,
+  magpie_credentials_get_async (self->credentials, up->server_url, up->cancellable,
                                 credentials_cb, up);
 }
 
@@ -418,14 +440,17 @@ taken_cb (GObject      *object,
 
   self->taking = FALSE;
   row = magpie_outbox_take_finish (MAGPIE_OUTBOX (object), result, &next_due, &error);
-  if (g_cancellable_is_cancelled (self->cancellable))
-    {
-      g_clear_pointer (&row, magpie_store_row_free);
-      return;
-    }
   if (error != NULL)
     {
       g_warning ("Cannot take a photo from the outbox: %s", error->message);
+      return;
+    }
+  if (row != NULL && magpie_connection_get_state (self->connection) !=
+                     MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Offline since it was asked for: it stays in the outbox. */
+      magpie_outbox_release_async (self->outbox, row->id, NULL, NULL, NULL);
+      magpie_store_row_free (row);
       return;
     }
   if (row != NULL)
@@ -464,7 +489,9 @@ pump (MagpieUploader *self)
     return;
   self->taking = TRUE;
   self->again = FALSE;
-  magpie_outbox_take_async (self->outbox, self->cancellable, taken_cb, g_object_ref (self));
+  /* Not cancellable: a taken entry is marked uploading, and only this callback can put it
+   * back if it is not to be sent after all. */
+  magpie_outbox_take_async (self->outbox, NULL, taken_cb, g_object_ref (self));
 }
 
 /* Looks at the outbox again, e.g. after an import. */
@@ -473,6 +500,43 @@ magpie_uploader_kick (MagpieUploader *self)
 {
   g_return_if_fail (MAGPIE_IS_UPLOADER (self));
   pump (self);
+}
+
+static void
+retried_now_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(MagpieUploader) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!magpie_outbox_retry_now_finish (MAGPIE_OUTBOX (object), result, &error))
+    g_warning ("Cannot retry the outbox: %s", error->message);
+  pump (self);
+}
+
+static void
+state_changed_cb (MagpieUploader *self)
+{
+  MagpieConnectionState state = magpie_connection_get_state (self->connection);
+  MagpieConnectionState last = self->last_state;
+
+  self->last_state = state;
+  if (state == MAGPIE_CONNECTION_STATE_ONLINE && last != MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Back: what failed while the server was away goes now, not after its backoff. */
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+      magpie_outbox_retry_now_async (self->outbox, NULL, retried_now_cb, g_object_ref (self));
+    }
+  else if (state == MAGPIE_CONNECTION_STATE_OFFLINE &&
+           magpie_connection_get_work_offline (self->connection))
+    {
+      /* Work Offline means nothing more goes out, not even the rest of a photo. */
+      g_cancellable_cancel (self->cancellable);
+      g_clear_object (&self->cancellable);
+      self->cancellable = g_cancellable_new ();
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+    }
 }
 
 static void
@@ -573,7 +637,8 @@ magpie_uploader_new (SoupSession       *session,
   self->outbox = g_object_ref (magpie_library_get_outbox (library));
   self->connection = g_object_ref (connection);
   self->credentials = g_object_ref (credentials);
-  g_signal_connect_object (connection, "notify::state", G_CALLBACK (magpie_uploader_kick), self,
+  self->last_state = magpie_connection_get_state (connection);
+  g_signal_connect_object (connection, "notify::state", G_CALLBACK (state_changed_cb), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (library, "items-changed", G_CALLBACK (items_changed_cb), self,
                            G_CONNECT_SWAPPED);
