@@ -358,7 +358,8 @@ magpie_library_get_loaded (MagpieLibrary *self)
   return self->loaded;
 }
 
-/* Photos without tags, and those added later, are tagged with @tagger (may be NULL). */
+/* Photos without the server's tags (untagged, or tagged by the model @tagger replaces), and
+ * those added later, are tagged with @tagger (may be NULL). */
 void
 magpie_library_set_tagger (MagpieLibrary *self,
                            MagpieTagger  *tagger)
@@ -369,8 +370,12 @@ magpie_library_set_tagger (MagpieLibrary *self,
   if (!g_set_object (&self->tagger, tagger) || tagger == NULL)
     return;
   for (guint i = 0; i < self->photos->len; i++)
-    if (magpie_photo_get_tags (self->photos->pdata[i])->len == 0)
-      tag_locally (self, self->photos->pdata[i]);
+    {
+      GPtrArray *tags = magpie_photo_get_tags (self->photos->pdata[i]);
+
+      if (tags->len == 0 || ((MagpieTag *) tags->pdata[0])->source == MAGPIE_TAG_SOURCE_LOCAL)
+        tag_locally (self, self->photos->pdata[i]);
+    }
 }
 
 MagpiePhoto *
@@ -523,8 +528,10 @@ tagged_cb (GObject      *object,
                    error->message);
       return;
     }
-  /* Not after the library was disposed (its store is gone then). */
-  if (call->library->store != NULL && tags->len > 0)
+  /* Not after the library was disposed (its store is gone then), nor from a model since
+   * replaced, whose answer may come after the new one's. */
+  if (call->library->store != NULL && tags->len > 0 &&
+      MAGPIE_TAGGER (object) == call->library->tagger)
     magpie_library_set_tags (call->library, call->photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
 }
 
