@@ -511,7 +511,7 @@ listed_cb (GObject      *object,
 
   job = g_new0 (InstallJob, 1);
   job->server_url = g_strdup (r->server_url);
-  job->token = g_strdup (r->creds->session_token);
+  job->token = g_strdup (r->creds->api_token);
   job->path = g_strdup (json_object_get_string_member (model, "url"));
   job->sha256 = g_strdup (json_object_get_string_member (model, "sha256"));
   job->size = json_object_get_int_member (model, "size");
@@ -543,7 +543,7 @@ credentials_cb (GObject      *object,
     }
   self = r->self;
   magpie_api_request_async (self->session, "GET", r->server_url, "/v1/models",
-                            r->creds->session_token, NULL, self->cancellable, listed_cb, r);
+                            r->creds->api_token, NULL, self->cancellable, listed_cb, r);
   r = NULL;  /* listed_cb's now */
 }
 

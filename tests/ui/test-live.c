@@ -459,11 +459,11 @@ test_sse_reconnect (void)
   {
     g_autofree char *url = g_strconcat (server->url, "/v1/photos", NULL);
 
-    answer = mp_test_http_call (session, "POST", url, creds->session_token, body, &status, NULL);
+    answer = mp_test_http_call (session, "POST", url, creds->api_token, body, &status, NULL);
   }
   g_assert_cmpuint (status, ==, 201);
   deadline = g_get_monotonic_time () + within_ms () * 1000;
-  while (g_strcmp0 ((state = catalog_state (server, creds->session_token,
+  while (g_strcmp0 ((state = catalog_state (server, creds->api_token,
                                             magpie_photo_get_sha256 (second))), "tagged") != 0 &&
          g_get_monotonic_time () < deadline)
     {

@@ -287,7 +287,7 @@ test_drill (void)
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, N_DRILL);
   g_assert_cmpfloat (s3_puts (session, server), ==, N_DRILL);
   creds = app_test_credentials (app, server->url);
-  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_DRILL);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->api_token), ==, N_DRILL);
 
   /* The server's tags replaced the local ones on every tile. */
   g_assert_cmpuint (count_chips (window, &n_local), >=, N_DRILL);
@@ -442,7 +442,7 @@ test_work_offline (void)
   g_assert_true (app_test_wait (is_streaming, events, 20000));
   g_assert_cmpfloat (server_requests (session, server), >, requests);
   creds = app_test_credentials (app, server->url);
-  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_OFFLINE);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->api_token), ==, N_OFFLINE);
 
   app_test_server_stop (server);
   mp_test_rm_rf (server_dir);
