@@ -31,11 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The app's library, cache and settings in the temporary dir, never in the real home (where
-# another checkout's newer Magpie may have left a library this one must not touch).
-export XDG_DATA_HOME="$tmp/xdg-data" XDG_CACHE_HOME="$tmp/xdg-cache" XDG_CONFIG_HOME="$tmp/xdg-config"
-mkdir -p "$XDG_DATA_HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME"
-
 fail() {
   echo "FAIL: $*"
   for log in "$tmp"/*.log; do
