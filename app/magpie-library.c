@@ -358,8 +358,9 @@ magpie_library_get_loaded (MagpieLibrary *self)
   return self->loaded;
 }
 
-/* Photos without the server's tags (untagged, or tagged by the model @tagger replaces), and
- * those added later, are tagged with @tagger (may be NULL). */
+/* Photos without tags, and those added later, are tagged with @tagger (may be NULL). Tags from
+ * a model @tagger replaces stay: a new model comes from the server while it is online, so those
+ * photos are on their way there and will have the server's tags in a moment. */
 void
 magpie_library_set_tagger (MagpieLibrary *self,
                            MagpieTagger  *tagger)
@@ -370,12 +371,8 @@ magpie_library_set_tagger (MagpieLibrary *self,
   if (!g_set_object (&self->tagger, tagger) || tagger == NULL)
     return;
   for (guint i = 0; i < self->photos->len; i++)
-    {
-      GPtrArray *tags = magpie_photo_get_tags (self->photos->pdata[i]);
-
-      if (tags->len == 0 || ((MagpieTag *) tags->pdata[0])->source == MAGPIE_TAG_SOURCE_LOCAL)
-        tag_locally (self, self->photos->pdata[i]);
-    }
+    if (magpie_photo_get_tags (self->photos->pdata[i])->len == 0)
+      tag_locally (self, self->photos->pdata[i]);
 }
 
 MagpiePhoto *
