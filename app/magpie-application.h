@@ -24,6 +24,7 @@ MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
 MagpieEvents      *magpie_application_get_events     (MagpieApplication *self);
 MagpieIdentity    *magpie_application_get_identity   (MagpieApplication *self);
 MagpieModels      *magpie_application_get_models     (MagpieApplication *self);
+MagpieCredentials *magpie_application_get_credentials (MagpieApplication *self);
 MagpieUploader    *magpie_application_get_uploader   (MagpieApplication *self);
 void               magpie_application_stop_workers   (MagpieApplication *self);
 

@@ -811,9 +811,7 @@ update_sql (sqlite3   *db,
       return NULL;
     }
   sqlite3_bind_int (stmt, 1, upload);
-  /* A released entry keeps what the server confirmed, to resume from there. */
-  sqlite3_bind_int64 (stmt, 2, args->upload == MAGPIE_UPLOAD_UPLOADED ? row->size :
-                               args->upload == MAGPIE_UPLOAD_WAITING ? row->sent : args->sent);
+  sqlite3_bind_int64 (stmt, 2, args->upload == MAGPIE_UPLOAD_UPLOADED ? row->size : args->sent);
   sqlite3_bind_int (stmt, 3, args->upload == MAGPIE_UPLOAD_UPLOADED ? 0 : attempts);
   sqlite3_bind_int64 (stmt, 4, next_attempt);
   if (args->reason != NULL)
@@ -933,8 +931,9 @@ magpie_outbox_fail_async (MagpieOutbox        *self,
   run_update (self, args, magpie_outbox_fail_async, cancellable, callback, user_data);
 }
 
-/* The attempt at entry @id was called off (Work Offline, say), not failed: it goes back to the
- * outbox as it was, due at once, without counting as an attempt. */
+/* Entry @id goes back to waiting, due at once and without counting an attempt: its upload
+ * was stopped on purpose (the photo was deleted, and undo brings it back to the outbox; or
+ * Work Offline was switched on). */
 void
 magpie_outbox_release_async (MagpieOutbox        *self,
                              gint64               id,
@@ -949,6 +948,7 @@ magpie_outbox_release_async (MagpieOutbox        *self,
   args = g_new0 (UpdateArgs, 1);
   args->id = id;
   args->upload = MAGPIE_UPLOAD_WAITING;
+  args->sent = 0;
   run_update (self, args, magpie_outbox_release_async, cancellable, callback, user_data);
 }
 
