@@ -199,8 +199,15 @@ set_error (Conn *c, PGresult *r, GError **error)
     code = SRV_DB_ERROR_CONFLICT;
   else if (strcmp (state, "23503") == 0)
     code = SRV_DB_ERROR_NOT_FOUND;
-  else if (strcmp (state, "53100") == 0)  /* disk_full: 507, as SQLite's SQLITE_FULL */
-    code = SRV_DB_ERROR_NO_SPACE;
+  else if (strcmp (state, "53100") == 0)  /* disk_full: 507, said as SQLite's SQLITE_FULL is */
+    {
+      const char *primary = PQresultErrorField (r, PG_DIAG_MESSAGE_PRIMARY);
+
+      g_set_error (error, SRV_DB_ERROR, SRV_DB_ERROR_NO_SPACE,
+                   "the catalog cannot grow: its disk is out of space (postgresql: %s)",
+                   primary ? primary : "disk full");
+      return FALSE;
+    }
   else if (g_str_has_prefix (state, "23") || g_str_has_prefix (state, "22"))
     code = SRV_DB_ERROR_INVALID;
   if (message == NULL || *message == '\0')

@@ -358,7 +358,8 @@ srv_watchdog_start (SrvContext *ctx)
   dog->timeout_us = (gint64) dog->timeout_s * G_USEC_PER_SEC;
   srv_metrics_declare (ctx->metrics, "magpied_client_timeouts_total", SRV_METRIC_COUNTER,
                        "Connections closed because the client sent nothing for "
-                       "--client-timeout: mid-request (headers, body) or between requests (idle)", NULL, 0);
+                       "--client-timeout: mid-request (headers, body) or between requests "
+                       "(idle)", NULL, 0);
   g_signal_connect (ctx->soup, "request-started", G_CALLBACK (request_started_cb), dog);
   g_signal_connect (ctx->soup, "request-finished", G_CALLBACK (request_finished_cb), dog);
   return dog;
