@@ -1299,9 +1299,13 @@ setup_failed (Driver     *d,
 
   if (d->setup_error != NULL)
     return;
-  g_set_error (&d->setup_error, G_IO_ERROR, G_IO_ERROR_FAILED,
-               "could not set up against %s: %s answered %u%s%s", d->opt->url, what, status,
-               detail ? ": " : "", detail ? detail : "");
+  if (error != NULL)
+    g_set_error (&d->setup_error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                 "could not set up against %s: %s: %s", d->opt->url, what, detail);
+  else
+    g_set_error (&d->setup_error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                 "could not set up against %s: %s answered %u%s%s", d->opt->url, what, status,
+                 detail ? ": " : "", detail ? detail : "");
   g_cancellable_cancel (d->cancellable);
   g_main_loop_quit (d->loop);
 }
