@@ -236,6 +236,33 @@ check_charts (const char *dir)
   g_assert_cmpstr (out, ==, "svg ok 4\n");
 }
 
+/* --replot draws the same report from samples.json alone. */
+static void
+check_replot (Fixture    *f,
+              const char *out)
+{
+  g_autofree char *again = g_build_filename (f->tmp, "replot", NULL);
+  g_autofree char *first_path = g_build_filename (out, "summary.md", NULL);
+  g_autofree char *again_path = g_build_filename (again, "summary.md", NULL);
+  g_autofree char *first = NULL;
+  g_autofree char *second = NULL;
+  g_autofree char *err = NULL;
+  const char *args[] = { "--replot", out, "--out", again, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+                                               load_path (), args[0], args[1], args[2], args[3],
+                                               NULL);
+
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (p, NULL, NULL, NULL, &err, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_successful (p));
+  g_assert_true (g_file_get_contents (first_path, &first, NULL, NULL));
+  g_assert_true (g_file_get_contents (again_path, &second, NULL, NULL));
+  g_assert_cmpstr (first, ==, second);
+  check_charts (again);
+}
+
 static void
 test_photos (Fixture       *f,
              gconstpointer  data)
@@ -274,6 +301,7 @@ test_photos (Fixture       *f,
   g_assert_false (JSON_NODE_HOLDS_NULL (json_object_get_member (last, "queue_depth")));
 
   check_charts (out);
+  check_replot (f, out);
 }
 
 static void

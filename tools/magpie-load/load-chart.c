@@ -451,8 +451,9 @@ queue_chart (const LoadReport *report,
                             "workers", x_max);
   Series *depth = chart_add (chart, "queue depth", 0, FALSE, FALSE);
   Series *leased = chart_add (chart, "leased", 5, FALSE, TRUE);
+  /* desired first, so the workers line is drawn over it where they agree */
+  Series *desired = chart_add (chart, "desired workers (right)", 4, TRUE, TRUE);
   Series *workers = chart_add (chart, "workers (right)", 1, TRUE, FALSE);
-  Series *desired = chart_add (chart, "desired (right)", 4, TRUE, TRUE);
 
   chart->counts = TRUE;
 

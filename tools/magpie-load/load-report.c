@@ -26,6 +26,19 @@ load_kind_name (LoadKind kind)
   return kind_names[kind];
 }
 
+gboolean
+load_kind_from_name (const char *name,
+                     LoadKind   *out)
+{
+  for (LoadKind k = 0; k < LOAD_N_KINDS; k++)
+    if (g_strcmp0 (name, kind_names[k]) == 0)
+      {
+        *out = k;
+        return TRUE;
+      }
+  return FALSE;
+}
+
 static void
 sample_clear (gpointer data)
 {
@@ -278,6 +291,8 @@ load_report_write_json (const LoadReport *report,
   json_builder_add_string_value (b, started);
   json_builder_set_member_name (b, "elapsed_s");
   json_builder_add_double_value (b, report->elapsed_s);
+  json_builder_set_member_name (b, "generator_cpu_s");
+  json_builder_add_double_value (b, round (report->cpu_s * 100) / 100);
   json_builder_set_member_name (b, "concurrency");
   json_builder_add_int_value (b, report->concurrency);
   json_builder_set_member_name (b, "source_addresses");
@@ -372,6 +387,183 @@ load_report_write_json (const LoadReport *report,
     }
   g_string_append (out, "]\n}\n");
   return g_file_set_contents (path, out->str, out->len, error);
+}
+
+/* Reading samples.json back (--replot) */
+
+static double
+member_double (JsonObject *o,
+               const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) == G_TYPE_STRING)
+    return NAN;
+  return json_node_get_double (n);
+}
+
+static const char *
+member_string (JsonObject *o,
+               const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (n);
+}
+
+/* A count: 0 when absent, negative or not a number. */
+static guint
+member_uint (JsonObject *o,
+             const char *name)
+{
+  double v = member_double (o, name);
+
+  return v >= 0 && v <= G_MAXUINT ? (guint) v : 0;
+}
+
+static JsonObject *
+member_object (JsonObject *o,
+               const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  return n && JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+static JsonArray *
+member_array (JsonObject *o,
+              const char *name)
+{
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
+
+  return n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+}
+
+static JsonObject *
+object_at (JsonArray *a,
+           guint      i)
+{
+  JsonNode *n = json_array_get_element (a, i);
+
+  return JSON_NODE_HOLDS_OBJECT (n) ? json_node_get_object (n) : NULL;
+}
+
+LoadReport *
+load_report_read_json (const char  *path,
+                       LoadPlan   **out_plan,
+                       GError     **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(LoadPlan) plan = g_new0 (LoadPlan, 1);
+  g_autoptr(LoadReport) report = NULL;
+  JsonObject *root, *meta;
+  JsonArray *phases, *samples, *metrics;
+  const char *started;
+  LoadKind main_kind, session_kind;
+
+  if (!json_parser_load_from_mapped_file (parser, path, error))
+    return NULL;
+  root = JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser))
+         ? json_node_get_object (json_parser_get_root (parser)) : NULL;
+  meta = member_object (root, "meta");
+  phases = member_array (meta, "phases");
+  samples = member_array (root, "samples");
+  metrics = member_array (root, "metrics");
+  if (phases == NULL || samples == NULL || metrics == NULL || json_array_get_length (phases) == 0 ||
+      member_string (meta, "mode") == NULL || member_string (meta, "url") == NULL ||
+      member_string (meta, "command") == NULL ||
+      json_array_get_length (phases) > LOAD_PLAN_MAX_PHASES ||
+      !load_kind_from_name (member_string (meta, "main_kind"), &main_kind) ||
+      !load_kind_from_name (member_string (meta, "session_kind"), &session_kind))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s is not a samples.json that magpie-load wrote", path);
+      return NULL;
+    }
+
+  plan->phases = g_new0 (LoadPhase, json_array_get_length (phases));
+  for (guint i = 0; i < json_array_get_length (phases); i++)
+    {
+      JsonObject *o = object_at (phases, i);
+      LoadPhase *p = &plan->phases[i];
+      const char *name = member_string (o, "name");
+
+      p->start_s = member_double (o, "start_s");
+      p->duration_s = member_double (o, "duration_s");
+      p->rate_from = member_double (o, "rate_from");
+      p->rate_to = member_double (o, "rate_to");
+      if (name == NULL || strchr (name, '-') == NULL || !(p->duration_s > 0) ||
+          !isfinite (p->start_s + p->rate_from + p->rate_to))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: phase %u is not one magpie-load wrote", path, i + 1);
+          return NULL;
+        }
+      p->name = g_strdup (name);
+      p->kind = g_strndup (name, strchr (name, '-') - name);
+      plan->n_phases++;
+      plan->total_s = MAX (plan->total_s, p->start_s + p->duration_s);
+    }
+
+  report = load_report_new (plan, member_string (meta, "mode"), member_string (meta, "url"),
+                            member_string (meta, "command"));
+  started = member_string (meta, "started_at");
+  if (started != NULL)
+    {
+      g_autoptr(GDateTime) when = g_date_time_new_from_iso8601 (started, NULL);
+
+      if (when != NULL)
+        {
+          g_date_time_unref (report->started_at);
+          report->started_at = g_steal_pointer (&when);
+        }
+    }
+  report->elapsed_s = MAX (member_double (meta, "elapsed_s"), 0);  /* MAX: NAN becomes 0 */
+  report->cpu_s = MAX (member_double (meta, "generator_cpu_s"), 0);
+  report->concurrency = member_uint (meta, "concurrency");
+  report->n_addresses = member_uint (meta, "source_addresses");
+  report->scrape_failures = member_uint (member_object (meta, "totals"), "scrape_failures");
+  report->main_kind = main_kind;
+  report->session_kind = session_kind;
+
+  for (guint i = 0; i < json_array_get_length (samples); i++)
+    {
+      JsonObject *o = object_at (samples, i);
+      const char *phase_name_ = member_string (o, "phase");
+      int phase = -1;
+      LoadKind kind;
+
+      if (!load_kind_from_name (member_string (o, "kind"), &kind) ||
+          !isfinite (member_double (o, "t")) || !isfinite (member_double (o, "latency_ms")))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "%s: sample %u is not one magpie-load wrote", path, i + 1);
+          return NULL;
+        }
+      for (guint p = 0; p < plan->n_phases && phase_name_ != NULL; p++)
+        if (strcmp (plan->phases[p].name, phase_name_) == 0)
+          phase = (int) p;
+      load_report_add (report, member_double (o, "t"), phase, kind,
+                       member_double (o, "latency_ms"), member_uint (o, "status"),
+                       member_string (o, "error"), member_string (o, "detail"));
+    }
+  for (guint i = 0; i < json_array_get_length (metrics); i++)
+    {
+      JsonObject *o = object_at (metrics, i);
+      LoadScrape m = {
+        member_double (o, "t"), member_double (o, "queue_depth"),
+        member_double (o, "queue_leased"), member_double (o, "workers"),
+        member_double (o, "workers_desired"), member_double (o, "jobs_done"),
+        member_double (o, "sse_subscribers"),
+      };
+
+      if (isfinite (m.t))
+        load_report_add_scrape (report, &m);
+    }
+  *out_plan = g_steal_pointer (&plan);
+  return g_steal_pointer (&report);
 }
 
 /* summary.md */
@@ -701,9 +893,10 @@ load_report_write_summary (const LoadReport  *report,
   g_string_append_printf (out, "```\n%s\n```\n\n", report->command_line);
   g_string_append_printf (out, "Started %s; %.1f s until the last virtual user finished "
                           "(plan %.1f s); at most %u virtual users in flight; %u source "
-                          "address%s.\n\n", started, report->elapsed_s, report->plan->total_s,
-                          report->concurrency, report->n_addresses,
-                          report->n_addresses == 1 ? "" : "es");
+                          "address%s; magpie-load itself used %.1f CPU-seconds.\n\n", started,
+                          report->elapsed_s, report->plan->total_s, report->concurrency,
+                          report->n_addresses, report->n_addresses == 1 ? "" : "es",
+                          report->cpu_s);
   g_string_append_printf (out, "**samples: %u (ok: %u, errors: %u)**\n\n", report->samples->len,
                           report->samples->len - errors, errors);
   append_phases (out, report);

@@ -54,6 +54,7 @@ typedef struct {
   guint           concurrency;
   guint           n_addresses;   /* source addresses the virtual users came from */
   guint           scrape_failures;
+  double          cpu_s;         /* magpie-load's own user + system CPU time, to show it kept up */
   double          window_s;      /* the queue table's window */
   LoadKind        main_kind;     /* what "latency" means in this mode (tag, predict, ...) */
   LoadKind        session_kind;  /* one sample per virtual user */
@@ -62,6 +63,9 @@ typedef struct {
 } LoadReport;
 
 const char *load_kind_name          (LoadKind          kind);
+/* The kind named @name; FALSE when there is none. */
+gboolean    load_kind_from_name     (const char       *name,
+                                     LoadKind         *out);
 LoadReport *load_report_new         (const LoadPlan   *plan,
                                      const char       *mode,
                                      const char       *url,
@@ -96,6 +100,11 @@ double      load_percentile         (const GArray     *sorted,
 gboolean    load_scrape_parse       (const char       *text,
                                      LoadScrape       *out);
 
+/* Reads a samples.json written by load_report_write_json() back, with the plan it names in
+ * *@out_plan (the report borrows it). Returns NULL and sets @error when it is not one. */
+LoadReport *load_report_read_json     (const char       *path,
+                                       LoadPlan        **out_plan,
+                                       GError          **error);
 gboolean    load_report_write_json    (const LoadReport *report,
                                        const char       *path,
                                        GError          **error);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "load-chart.h"
@@ -32,6 +33,7 @@ static char *opt_phases;
 static char *opt_mode;
 static char *opt_out;
 static char *opt_addresses;
+static char *opt_replot;
 static int opt_concurrency = 200;
 static int opt_photos_per_user = 1;
 static double opt_timeout = 60;
@@ -67,6 +69,9 @@ static const GOptionEntry entries[] = {
     "S" },
   { "window", 0, 0, G_OPTION_ARG_DOUBLE, &opt_window,
     "Seconds per row of the summary's queue table (10)", "S" },
+  { "replot", 0, 0, G_OPTION_ARG_FILENAME, &opt_replot,
+    "Run nothing: redraw the charts and summary.md of an earlier run from DIR/samples.json "
+    "(into --out, default DIR)", "DIR" },
   { NULL }
 };
 
@@ -82,6 +87,47 @@ usage_error (const char *format,
   va_end (ap);
   fprintf (stderr, "magpie-load: %s\n", message);
   return EXIT_BAD_USAGE;
+}
+
+/* samples.json (unless replotting), the charts, then summary.md, which links them. */
+static int
+write_outputs (LoadReport *report,
+               const char *dir,
+               gboolean    with_json)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *json_path = g_build_filename (dir, "samples.json", NULL);
+  g_autofree char *summary_path = g_build_filename (dir, "summary.md", NULL);
+
+  if ((with_json && !load_report_write_json (report, json_path, &error)) ||
+      !load_chart_write_all (report, dir, &error) ||
+      !load_report_write_summary (report, summary_path, load_chart_names, &error))
+    {
+      fprintf (stderr, "magpie-load: %s\n", error->message);
+      return EXIT_RUN_FAILED;
+    }
+  fprintf (stderr, "magpie-load: %u samples, %u errors; report in %s\n", report->samples->len,
+           load_report_count_errors (report), summary_path);
+  return EXIT_SUCCESS;
+}
+
+static int
+replot (const char *dir)
+{
+  g_autofree char *json_path = g_build_filename (dir, "samples.json", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(LoadPlan) plan = NULL;
+  g_autoptr(LoadReport) report = load_report_read_json (json_path, &plan, &error);
+
+  if (report == NULL)
+    return usage_error ("--replot: %s", error->message);
+  report->window_s = opt_window;
+  if (opt_out != NULL && g_mkdir_with_parents (opt_out, 0755) != 0)
+    {
+      fprintf (stderr, "magpie-load: cannot create --out %s: %s\n", opt_out, g_strerror (errno));
+      return EXIT_RUN_FAILED;
+    }
+  return write_outputs (report, opt_out ? opt_out : dir, FALSE);
 }
 
 static char *
@@ -125,11 +171,9 @@ main (int    argc,
   g_autoptr(GUri) uri = NULL;
   g_autofree char *cmd = command_line (argc, argv);
   g_autofree char *url = NULL;
-  g_autofree char *json_path = NULL;
-  g_autofree char *summary_path = NULL;
   LoadOptions options = { 0 };
+  struct rusage usage;
   LoadMode mode;
-  gboolean ok;
 
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx,
@@ -141,6 +185,10 @@ main (int    argc,
     return usage_error ("%s (see --help)", error->message);
   if (argc > 1)
     return usage_error ("unexpected argument '%s' (see --help)", argv[1]);
+  if (!(opt_window >= 1 && opt_window <= 3600))
+    return usage_error ("--window %g: use 1 to 3600 seconds", opt_window);
+  if (opt_replot != NULL)
+    return replot (opt_replot);
   if (opt_url == NULL)
     return usage_error ("--url is required, e.g. --url http://127.0.0.1:8080");
   uri = g_uri_parse (opt_url, G_URI_FLAGS_NONE, NULL);
@@ -174,8 +222,6 @@ main (int    argc,
     return usage_error ("--scrape-interval %g: use 0.1 to 3600 seconds", opt_scrape);
   if (!(opt_linger >= 0 && opt_linger <= 24 * 3600))
     return usage_error ("--linger %g: use 0 to 86400 seconds", opt_linger);
-  if (!(opt_window >= 1 && opt_window <= 3600))
-    return usage_error ("--window %g: use 1 to 3600 seconds", opt_window);
 
   if (opt_addresses == NULL || strcmp (opt_addresses, "auto") == 0)
     options.n_addresses = is_loopback_v4 (uri) ? DEFAULT_LOOPBACK_ADDRESSES : 0;
@@ -234,17 +280,9 @@ main (int    argc,
       return EXIT_RUN_FAILED;
     }
 
-  json_path = g_build_filename (opt_out, "samples.json", NULL);
-  summary_path = g_build_filename (opt_out, "summary.md", NULL);
-  ok = load_report_write_json (report, json_path, &error) &&
-       load_chart_write_all (report, opt_out, &error) &&
-       load_report_write_summary (report, summary_path, load_chart_names, &error);
-  if (!ok)
-    {
-      fprintf (stderr, "magpie-load: %s\n", error->message);
-      return EXIT_RUN_FAILED;
-    }
-  fprintf (stderr, "magpie-load: %u samples, %u errors; report in %s\n", report->samples->len,
-           load_report_count_errors (report), summary_path);
-  return EXIT_SUCCESS;
+  if (getrusage (RUSAGE_SELF, &usage) == 0)
+    report->cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
+                    usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
+
+  return write_outputs (report, opt_out, TRUE);
 }
