@@ -91,7 +91,10 @@ load_report_add (LoadReport *report,
                  const char *error_class,
                  const char *detail)
 {
-  LoadSample s = { t, latency_ms, phase, kind, status, NULL, NULL };
+  /* Kept at the precision samples.json writes (0.1 ms, 1 µs), so a --replot computes the
+   * very same percentiles. */
+  LoadSample s = { round (t * 1e4) / 1e4, round (latency_ms * 1e3) / 1e3, phase, kind, status,
+                   NULL, NULL };
 
   if (error_class != NULL)
     {
@@ -114,7 +117,10 @@ void
 load_report_add_scrape (LoadReport       *report,
                         const LoadScrape *scrape)
 {
-  g_array_append_val (report->scrapes, *scrape);
+  LoadScrape m = *scrape;
+
+  m.t = round (m.t * 1e3) / 1e3;   /* as samples.json keeps it */
+  g_array_append_val (report->scrapes, m);
 }
 
 guint
@@ -351,7 +357,7 @@ load_report_write_json (const LoadReport *report,
       const LoadSample *s = &g_array_index (report->samples, LoadSample, i);
 
       g_string_append (out, "{\"t\": ");
-      append_number (out, "%.4f", s->t);
+      append_number (out, "%.4f", s->t);  /* load_report_add() rounded both */
       g_string_append (out, ", \"phase\": ");
       append_json_string (out, phase_name (report, s->phase));
       g_string_append_printf (out, ", \"kind\": \"%s\", \"latency_ms\": ",
@@ -630,6 +636,8 @@ count_ok_ending (const LoadReport *report,
   return l->len;
 }
 
+/* @from and @to bound when the answers counted for the rate ended; both 0: all of them, over
+ * @seconds. */
 static void
 append_phase_row (GString          *out,
                   const LoadReport *report,
@@ -637,14 +645,15 @@ append_phase_row (GString          *out,
                   const char       *plan_text,
                   int               phase,
                   double            from,
-                  double            to)
+                  double            to,
+                  double            seconds)
 {
   SessionCounts c = count_sessions (report, phase);
   g_autoptr(GArray) main_l = load_report_latencies (report, phase, report->main_kind, 0, 0);
   guint done = count_ok_ending (report, report->main_kind, from, to);
 
   g_string_append_printf (out, "| %s | %s | %u | %u | %u | %u | %.1f |", name, plan_text,
-                          c.vusers, c.ok, c.failed, c.dropped, to > from ? done / (to - from) : 0);
+                          c.vusers, c.ok, c.failed, c.dropped, seconds > 0 ? done / seconds : 0);
   append_percentiles (out, main_l);
   if (report->session_kind != report->main_kind)
     {
@@ -682,7 +691,7 @@ append_phases (GString          *out,
       g_autofree char *desc = load_phase_describe (p);
 
       append_phase_row (out, report, p->name, desc, (int) i, p->start_s,
-                        p->start_s + p->duration_s);
+                        p->start_s + p->duration_s, p->duration_s);
     }
   if (report->elapsed_s > end + 0.5)
     {
@@ -697,7 +706,7 @@ append_phases (GString          *out,
         g_string_append (out, " | |");
       g_string_append_c (out, '\n');
     }
-  append_phase_row (out, report, "**all**", "", -1, 0,
+  append_phase_row (out, report, "**all**", "", -1, 0, 0,
                     MAX (report->elapsed_s, report->plan->total_s));
   g_string_append_c (out, '\n');
 }
