@@ -1,5 +1,5 @@
 /* test-load.c - magpie-load against a real magpied on loopback with the bundled photo model:
- * a short run in each mode, its files checked against each other, and a bad --phases */
+ * a short run in each mode, its files checked against each other, and bad arguments */
 #include "config.h"
 
 #include <gdk-pixbuf/gdk-pixbuf.h>
@@ -306,7 +306,7 @@ test_photos (Fixture       *f,
 }
 
 static void
-test_digits_and_credentials (Fixture       *f,
+test_other_modes (Fixture       *f,
                              gconstpointer  data)
 {
   g_autofree char *out_digits = g_build_filename (f->tmp, "out-digits", NULL);
@@ -330,6 +330,24 @@ test_digits_and_credentials (Fixture       *f,
   g_assert_cmpuint (c.of_kind, ==, 20);
   g_assert_cmpuint (c.ok_of_kind, ==, 20);
   check_charts (out_creds);
+
+  /* watch: no users, only /metrics */
+  {
+    g_autofree char *out_watch = g_build_filename (f->tmp, "out-watch", NULL);
+    const char *watch[] = { "--mode", "watch", "--phases", "pause:2s", "--scrape-interval", "0.5",
+                            "--out", out_watch, NULL };
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_autofree char *err3 = NULL;
+    JsonObject *root;
+
+    g_assert_cmpint (run_load (f, watch, &err3), ==, 0);
+    c = check_report (out_watch, "session");
+    g_assert_cmpuint (c.samples, ==, 0);
+    root = load_json (out_watch, parser);
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (root, "metrics")),
+                      >=, 3);
+    check_charts (out_watch);
+  }
 }
 
 static void
@@ -340,8 +358,11 @@ test_bad_phases (Fixture       *f,
   const char *args[] = { "--photos", f->photos, "--phases", "ramp:30x:0-50/s", "--out", out,
                          NULL };
   const char *mode[] = { "--photos", f->photos, "--mode", "videos", "--out", out, NULL };
+  const char *watch[] = { "--mode", "watch", "--phases", "pause:1s,steady:1s:5/s", "--out", out,
+                          NULL };
   g_autofree char *err = NULL;
   g_autofree char *err2 = NULL;
+  g_autofree char *err3 = NULL;
 
   g_assert_cmpint (run_load (f, args, &err), ==, 2);
   g_assert_nonnull (strstr (err, "--phases"));
@@ -352,6 +373,10 @@ test_bad_phases (Fixture       *f,
 
   g_assert_cmpint (run_load (f, mode, &err2), ==, 2);
   g_assert_nonnull (strstr (err2, "--mode 'videos'"));
+
+  g_assert_cmpint (run_load (f, watch, &err3), ==, 2);
+  g_assert_nonnull (strstr (err3, "only pause phases"));
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 }
 
 int
@@ -360,8 +385,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add ("/tools/load/photos", Fixture, NULL, fixture_set_up, test_photos,
               fixture_tear_down);
-  g_test_add ("/tools/load/digits-and-credentials", Fixture, NULL, fixture_set_up,
-              test_digits_and_credentials, fixture_tear_down);
+  g_test_add ("/tools/load/other-modes", Fixture, NULL, fixture_set_up,
+              test_other_modes, fixture_tear_down);
   g_test_add ("/tools/load/bad-phases", Fixture, NULL, fixture_set_up, test_bad_phases,
               fixture_tear_down);
   return g_test_run ();

@@ -230,6 +230,8 @@ load_mode_name (LoadMode mode)
       return "digits";
     case LOAD_MODE_CREDENTIALS:
       return "credentials";
+    case LOAD_MODE_WATCH:
+      return "watch";
     default:
       g_return_val_if_reached ("?");
     }
@@ -1404,7 +1406,7 @@ setup (Driver *d)
   g_autofree char *url = g_strdup_printf ("%s/v1/identities", d->opt->url);
   guint n = d->opt->mode == LOAD_MODE_CREDENTIALS ? LOAD_CREDENTIAL_POOL : 1;
 
-  if (d->opt->mode == LOAD_MODE_PHOTOS)
+  if (d->opt->mode == LOAD_MODE_PHOTOS || d->opt->mode == LOAD_MODE_WATCH)
     {
       start_clock (d);
       return;
@@ -1452,8 +1454,8 @@ load_driver_run (const LoadOptions  *options,
   gboolean ok;
 
   g_return_val_if_fail (options->concurrency > 0, FALSE);
-  g_return_val_if_fail (options->mode == LOAD_MODE_CREDENTIALS || options->photos->len > 0,
-                        FALSE);
+  g_return_val_if_fail (options->mode == LOAD_MODE_CREDENTIALS ||
+                        options->mode == LOAD_MODE_WATCH || options->photos->len > 0, FALSE);
 
   d.opt = options;
   d.report = report;
@@ -1480,6 +1482,11 @@ load_driver_run (const LoadOptions  *options,
       break;
     case LOAD_MODE_CREDENTIALS:
       report->main_kind = report->session_kind = LOAD_KIND_CREDENTIALS;
+      break;
+    case LOAD_MODE_WATCH:
+      /* tags, as /metrics counts them, are what a watcher follows */
+      report->main_kind = LOAD_KIND_TAG;
+      report->session_kind = LOAD_KIND_SESSION;
       break;
     default:
       g_assert_not_reached ();

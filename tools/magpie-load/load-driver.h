@@ -14,6 +14,7 @@ typedef enum {
   LOAD_MODE_PHOTOS,       /* identity → credentials → events → PutObject → register → tag */
   LOAD_MODE_DIGITS,       /* POST /v1/predict/digit with an image */
   LOAD_MODE_CREDENTIALS,  /* POST /v1/credentials */
+  LOAD_MODE_WATCH,        /* no users: only scrape /metrics (e.g. a queue draining) */
 } LoadMode;
 
 /* Images bigger than the server takes are no use to send. */
@@ -34,7 +35,7 @@ typedef struct {
   const char     *url;              /* base URL, without a trailing slash */
   LoadMode        mode;
   const LoadPlan *plan;
-  GPtrArray      *photos;           /* LoadPhoto*; may be empty in credentials mode */
+  GPtrArray      *photos;           /* LoadPhoto*; may be empty in credentials and watch modes */
   guint           concurrency;      /* virtual users in flight at most; arrivals past it drop */
   guint           photos_per_user;
   double          timeout_s;        /* per virtual user */

@@ -873,7 +873,7 @@ append_queue (GString          *out,
           leased = isnan (leased) || m->queue_leased > leased ? m->queue_leased : leased;
           workers = isnan (workers) || m->workers > workers ? m->workers : workers;
         }
-      if (end > base)
+      if (end > base && MIN (w + report->window_s, last->t) - w >= 0.5)
         {
           const LoadScrape *a = &g_array_index (report->scrapes, LoadScrape, base);
           const LoadScrape *b = &g_array_index (report->scrapes, LoadScrape, end);

@@ -51,8 +51,8 @@ static const GOptionEntry entries[] = {
   { "concurrency", 'c', 0, G_OPTION_ARG_INT, &opt_concurrency,
     "Virtual users in flight at most; later arrivals are dropped and counted (200)", "N" },
   { "mode", 'm', 0, G_OPTION_ARG_STRING, &opt_mode,
-    "photos (the app's upload and tag flow), digits (/v1/predict/digit) or credentials "
-    "(/v1/credentials); default photos", "MODE" },
+    "photos (the app's upload and tag flow), digits (/v1/predict/digit), credentials "
+    "(/v1/credentials) or watch (no users, only /metrics); default photos", "MODE" },
   { "out", 'o', 0, G_OPTION_ARG_FILENAME, &opt_out,
     "Where samples.json, summary.md and the charts go (default magpie-load-TIMESTAMP)", "DIR" },
   { "photos-per-user", 0, 0, G_OPTION_ARG_INT, &opt_photos_per_user,
@@ -206,12 +206,19 @@ main (int    argc,
     mode = LOAD_MODE_DIGITS;
   else if (strcmp (opt_mode, "credentials") == 0)
     mode = LOAD_MODE_CREDENTIALS;
+  else if (strcmp (opt_mode, "watch") == 0)
+    mode = LOAD_MODE_WATCH;
   else
-    return usage_error ("--mode '%s': use photos, digits or credentials", opt_mode);
+    return usage_error ("--mode '%s': use photos, digits, credentials or watch", opt_mode);
 
   plan = load_plan_parse (opt_phases ? opt_phases : DEFAULT_PHASES, &error);
   if (plan == NULL)
     return usage_error ("--phases: %s", error->message);
+  if (mode == LOAD_MODE_WATCH)
+    for (guint i = 0; i < plan->n_phases; i++)
+      if (strcmp (plan->phases[i].kind, "pause") != 0)
+        return usage_error ("--mode watch sends no users: give only pause phases, e.g. "
+                            "--phases pause:120s");
   if (opt_concurrency < 1 || opt_concurrency > 100000)
     return usage_error ("--concurrency %d: use 1 to 100000", opt_concurrency);
   if (opt_photos_per_user < 1 || opt_photos_per_user > 1000)
@@ -238,7 +245,7 @@ main (int    argc,
       options.n_addresses = (guint) n;
     }
 
-  if (mode != LOAD_MODE_CREDENTIALS)
+  if (mode == LOAD_MODE_PHOTOS || mode == LOAD_MODE_DIGITS)
     {
       if (opt_photos == NULL)
         return usage_error ("--photos DIR is required in %s mode", load_mode_name (mode));
