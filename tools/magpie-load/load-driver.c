@@ -158,6 +158,7 @@ load_photos_read (const char  *dir,
 {
   g_autoptr(GPtrArray) photos = g_ptr_array_new_with_free_func (load_photo_free);
   g_autoptr(GDir) d = g_dir_open (dir, 0, error);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   gint64 total = 0;
   const char *name;
 
@@ -171,6 +172,7 @@ load_photos_read (const char  *dir,
       const char *type = ext ? content_type_for (ext) : NULL;
       g_autoptr(GMappedFile) mapped = NULL;
       LoadPhoto *photo;
+      char *sha256;
       gsize len;
 
       if (type == NULL || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
@@ -201,12 +203,15 @@ load_photos_read (const char  *dir,
                        dir);
           return NULL;
         }
+      sha256 = mp_sigv4_sha256_hex (g_mapped_file_get_contents (mapped), len);
+      if (!g_hash_table_add (seen, sha256))
+        continue;   /* the same bytes again would be the same object: one is enough */
       photo = g_new0 (LoadPhoto, 1);
       photo->name = g_strdup (name);
       photo->extension = g_steal_pointer (&ext);
       photo->content_type = g_strdup (type);
       photo->bytes = g_mapped_file_get_bytes (mapped);
-      photo->sha256 = mp_sigv4_sha256_hex (g_bytes_get_data (photo->bytes, NULL), len);
+      photo->sha256 = g_strdup (sha256);
       g_ptr_array_add (photos, photo);
     }
   if (photos->len == 0)

@@ -45,8 +45,9 @@ typedef struct {
   gboolean        progress_tty;     /* \r-updated progress line (else a line every 5 s) */
 } LoadOptions;
 
-/* Reads the .jpg, .jpeg, .png and .webp files of @dir (sorted by name), within the limits
- * above. Returns NULL and sets @error when there are none or a limit is passed. */
+/* Reads the .jpg, .jpeg, .png and .webp files of @dir, sorted by name; of files with the same
+ * bytes only one is kept (they would be one object). Returns NULL and sets @error when there
+ * are none or a limit above is passed. */
 GPtrArray *load_photos_read (const char         *dir,
                              GError            **error);
 const char *load_mode_name  (LoadMode            mode);

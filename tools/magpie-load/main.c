@@ -252,6 +252,10 @@ main (int    argc,
       photos = load_photos_read (opt_photos, &error);
       if (photos == NULL)
         return usage_error ("--photos: %s", error->message);
+      /* a user's photos must differ: the same bytes twice are one object key, one photo */
+      if (mode == LOAD_MODE_PHOTOS && photos->len < (guint) opt_photos_per_user)
+        return usage_error ("--photos-per-user %d needs at least that many images; %s has %u",
+                            opt_photos_per_user, opt_photos, photos->len);
     }
   else
     photos = g_ptr_array_new ();
