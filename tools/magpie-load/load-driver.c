@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "load-http.h"
 #include "mp-sigv4.h"
 
 #define LOAD_TICK_MS            5      /* arrival clock; 200 Hz keeps 1,000/s within a tick */
@@ -34,6 +35,10 @@
 
 typedef struct _Driver Driver;
 typedef struct _VUser VUser;
+
+/* What a virtual user does once a request succeeded; @root is its JSON answer when the step
+ * asked for one, else NULL. */
+typedef void (*StepNext) (VUser *vu, JsonNode *root);
 
 typedef struct {
   LoadPhoto *photo;
@@ -54,10 +59,14 @@ struct _VUser {
   guint          deadline_id;
   gboolean       finished;
 
-  /* the request in flight, so a timeout can name it */
+  /* the request in flight (a user makes one at a time), so its answer can be judged and a
+   * timeout can name it */
   gboolean       step_active;
   LoadKind       step_kind;
   double         step_t0;
+  guint          step_expect[2];  /* the statuses that mean success */
+  gboolean       step_json;       /* and the answer must be a JSON object */
+  StepNext       step_next;       /* what the user does after a success */
 
   char          *identity_id;
   char          *secret;
@@ -116,114 +125,6 @@ struct _Driver {
   LoadScrape         last_scrape;
 };
 
-/* Photos */
-
-static void
-load_photo_free (gpointer data)
-{
-  LoadPhoto *p = data;
-
-  g_free (p->name);
-  g_free (p->extension);
-  g_free (p->content_type);
-  g_bytes_unref (p->bytes);
-  g_free (p->sha256);
-  g_free (p);
-}
-
-static const char *
-content_type_for (const char *extension)
-{
-  if (strcmp (extension, "jpg") == 0 || strcmp (extension, "jpeg") == 0)
-    return "image/jpeg";
-  if (strcmp (extension, "png") == 0)
-    return "image/png";
-  if (strcmp (extension, "webp") == 0)
-    return "image/webp";
-  return NULL;
-}
-
-static int
-cmp_photo_names (gconstpointer a,
-                 gconstpointer b)
-{
-  const LoadPhoto *x = *(LoadPhoto **) a, *y = *(LoadPhoto **) b;
-
-  return strcmp (x->name, y->name);
-}
-
-GPtrArray *
-load_photos_read (const char  *dir,
-                  GError     **error)
-{
-  g_autoptr(GPtrArray) photos = g_ptr_array_new_with_free_func (load_photo_free);
-  g_autoptr(GDir) d = g_dir_open (dir, 0, error);
-  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  gint64 total = 0;
-  const char *name;
-
-  if (d == NULL)
-    return NULL;
-  while ((name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      const char *dot = strrchr (name, '.');
-      g_autofree char *ext = dot ? g_ascii_strdown (dot + 1, -1) : NULL;
-      const char *type = ext ? content_type_for (ext) : NULL;
-      g_autoptr(GMappedFile) mapped = NULL;
-      LoadPhoto *photo;
-      char *sha256;
-      gsize len;
-
-      if (type == NULL || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        continue;
-      if (photos->len == LOAD_PHOTOS_MAX_FILES)
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                       "%s has more than %d images; point --photos at a smaller set", dir,
-                       LOAD_PHOTOS_MAX_FILES);
-          return NULL;
-        }
-      mapped = g_mapped_file_new (path, FALSE, error);
-      if (mapped == NULL)
-        return NULL;
-      len = g_mapped_file_get_length (mapped);
-      if (len == 0 || len > LOAD_PHOTO_MAX_BYTES)
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       "%s is %" G_GSIZE_FORMAT " bytes; images must be 1 byte to %d MB", path,
-                       len, LOAD_PHOTO_MAX_BYTES / (1024 * 1024));
-          return NULL;
-        }
-      total += len;
-      if (total > LOAD_PHOTOS_MAX_TOTAL)
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
-                       "the images in %s pass 2 GiB together; point --photos at a smaller set",
-                       dir);
-          return NULL;
-        }
-      sha256 = mp_sigv4_sha256_hex (g_mapped_file_get_contents (mapped), len);
-      if (!g_hash_table_add (seen, sha256))
-        continue;   /* the same bytes again would be the same object: one is enough */
-      photo = g_new0 (LoadPhoto, 1);
-      photo->name = g_strdup (name);
-      photo->extension = g_steal_pointer (&ext);
-      photo->content_type = g_strdup (type);
-      photo->bytes = g_mapped_file_get_bytes (mapped);
-      photo->sha256 = g_strdup (sha256);
-      g_ptr_array_add (photos, photo);
-    }
-  if (photos->len == 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                   "%s holds no .jpg, .jpeg, .png or .webp files", dir);
-      return NULL;
-    }
-  g_ptr_array_sort (photos, cmp_photo_names);
-  return g_steal_pointer (&photos);
-}
-
 const char *
 load_mode_name (LoadMode mode)
 {
@@ -248,133 +149,6 @@ static double
 now_s (Driver *d)
 {
   return (g_get_monotonic_time () - d->start_us) / (double) G_USEC_PER_SEC;
-}
-
-static JsonObject *
-parse_object (GBytes     *body,
-              JsonNode  **out_root)
-{
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  gsize len = 0;
-  const char *data = body ? g_bytes_get_data (body, &len) : NULL;
-  JsonNode *root;
-
-  *out_root = NULL;
-  if (data == NULL || !json_parser_load_from_data (parser, data, len, NULL))
-    return NULL;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return NULL;
-  *out_root = json_node_ref (root);
-  return json_node_get_object (root);
-}
-
-static char *
-dup_member (JsonObject *o,
-            const char *name)
-{
-  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
-
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
-    return NULL;
-  return g_strdup (json_node_get_string (n));
-}
-
-/* What an unexpected answer said: the JSON envelope's message, an S3 XML <Message>, or the
- * start of the body. */
-static char *
-answer_detail (GBytes *body)
-{
-  g_autoptr(JsonNode) root = NULL;
-  JsonObject *o;
-  gsize len = 0;
-  const char *data = body ? g_bytes_get_data (body, &len) : NULL;
-  const char *m;
-
-  if (data == NULL || len == 0)
-    return NULL;
-  o = parse_object (body, &root);
-  if (o != NULL && json_object_has_member (o, "error") &&
-      JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "error")))
-    {
-      JsonObject *e = json_object_get_object_member (o, "error");
-      g_autofree char *code = dup_member (e, "code");
-      g_autofree char *message = dup_member (e, "message");
-
-      return g_strdup_printf ("%s: %s", code ? code : "?", message ? message : "");
-    }
-  if ((m = g_strstr_len (data, MIN (len, 4096), "<Message>")) != NULL)
-    {
-      const char *end = g_strstr_len (m, data + len - m, "</Message>");
-
-      if (end != NULL)
-        return g_strndup (m + strlen ("<Message>"), end - m - strlen ("<Message>"));
-    }
-  return g_utf8_make_valid (data, MIN (len, LOAD_DETAIL_MAX));
-}
-
-static const char *
-transport_class (const GError *error)
-{
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
-    return "connection-refused";
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-    return "io-timeout";
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES))
-    return "too-many-open-files";
-  return "transport";
-}
-
-static SoupMessage *
-new_request (const char *method,
-             const char *url,
-             const char *token,
-             const char *content_type,
-             GBytes     *body)
-{
-  SoupMessage *msg = soup_message_new (method, url);
-  SoupMessageHeaders *h;
-
-  if (msg == NULL)
-    return NULL;
-  h = soup_message_get_request_headers (msg);
-  if (token != NULL)
-    {
-      g_autofree char *auth = g_strdup_printf ("Bearer %s", token);
-
-      soup_message_headers_replace (h, "Authorization", auth);
-    }
-  if (body != NULL)
-    soup_message_set_request_body_from_bytes (msg, content_type, body);
-  return msg;
-}
-
-static GBytes *
-json_body (const char *first_name,
-           ...)
-{
-  g_autoptr(JsonBuilder) b = json_builder_new ();
-  g_autoptr(JsonGenerator) gen = json_generator_new ();
-  g_autoptr(JsonNode) root = NULL;
-  const char *name = first_name;
-  va_list ap;
-  gsize len;
-  char *text;
-
-  json_builder_begin_object (b);
-  va_start (ap, first_name);
-  while (name != NULL)
-    {
-      json_builder_set_member_name (b, name);
-      json_builder_add_string_value (b, va_arg (ap, const char *));
-      name = va_arg (ap, const char *);
-    }
-  va_end (ap);
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  text = json_generator_to_data (gen, &len);
-  return g_bytes_new_take (text, len);
 }
 
 /* Virtual users */
@@ -446,19 +220,19 @@ step_begin (VUser    *vu,
   vu->step_active = TRUE;
   vu->step_kind = kind;
   vu->step_t0 = now_s (vu->d);
+  vu->step_expect[0] = vu->step_expect[1] = SOUP_STATUS_OK;
+  vu->step_json = FALSE;
+  vu->step_next = NULL;
 }
 
-/* Ends the request in flight: records its sample and, when it is not what @expect (or
- * @expect2) says, fails the virtual user. Returns the parsed JSON object of a successful
- * answer when @want_json (NULL and failing the user if it is not one). */
+/* Ends the request in flight: records its sample and, when the answer is not what the step
+ * expects (a status of step_expect, a JSON object if step_json), fails the virtual user and
+ * returns FALSE. *@out_root gets the JSON answer of a step that wants one. */
 static gboolean
 step_end (VUser        *vu,
           SoupMessage  *msg,
           GBytes       *body,
           const GError *error,
-          guint         expect,
-          guint         expect2,
-          gboolean      want_json,
           JsonNode    **out_root)
 {
   LoadKind kind = vu->step_kind;
@@ -470,15 +244,15 @@ step_end (VUser        *vu,
   vu->step_active = FALSE;
   if (error != NULL)
     {
-      klass = g_strdup (transport_class (error));
+      klass = g_strdup (load_http_error_class (error));
       detail = g_strdup (error->message);
     }
-  else if (status != expect && status != expect2)
+  else if (status != vu->step_expect[0] && status != vu->step_expect[1])
     {
       klass = g_strdup_printf ("http-%u", status);
-      detail = answer_detail (body);
+      detail = load_http_answer_detail (body);
     }
-  else if (want_json && parse_object (body, out_root) == NULL)
+  else if (vu->step_json && load_http_parse_object (body, out_root) == NULL)
     {
       klass = g_strdup ("bad-answer");
       detail = g_strdup ("the answer is not a JSON object");
@@ -489,6 +263,44 @@ step_end (VUser        *vu,
   session_class = g_strdup_printf ("%s/%s", load_kind_name (kind), klass);
   vuser_finish (vu, session_class, detail);
   return FALSE;
+}
+
+static void
+step_cb (GObject      *object,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  g_autoptr(VUser) vu = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
+                                                              &error);
+  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
+  g_autoptr(JsonNode) root = NULL;
+
+  if (vu->finished)
+    return;
+  if (step_end (vu, msg, body, error, &root))
+    vu->step_next (vu, root);
+}
+
+/* Sends @msg as the user's next step of @kind; @next runs when the answer has status @expect
+ * (or @expect2) and, with @want_json, is a JSON object. */
+static void
+step_send (VUser       *vu,
+           LoadKind     kind,
+           SoupMessage *msg,
+           guint        expect,
+           guint        expect2,
+           gboolean     want_json,
+           StepNext     next)
+{
+  step_begin (vu, kind);
+  vu->step_expect[0] = expect;
+  vu->step_expect[1] = expect2;
+  vu->step_json = want_json;
+  vu->step_next = next;
+  soup_session_send_and_read_async (vu->session, msg, G_PRIORITY_DEFAULT, vu->cancellable,
+                                    step_cb, vuser_ref (vu));
 }
 
 /* Tag waits that will not end now, as errors of their own. */
@@ -605,9 +417,9 @@ dispatch_event (VUser *vu)
   {
     g_autoptr(GBytes) data = g_bytes_new (vu->event_data->str, vu->event_data->len);
 
-    photo = parse_object (data, &root);
+    photo = load_http_parse_object (data, &root);
   }
-  key = dup_member (photo, "key");
+  key = load_json_dup_string (photo, "key");
   up = key ? g_hash_table_lookup (vu->by_key, key) : NULL;
   if (up == NULL || up->tagged)
     return;
@@ -619,7 +431,7 @@ dispatch_event (VUser *vu)
     }
   else
     {
-      g_autofree char *why = dup_member (photo, "error");
+      g_autofree char *why = load_json_dup_string (photo, "error");
 
       vuser_sample (vu, LOAD_KIND_TAG, up->put_t0, 0, "photo-failed", why);
       vuser_finish (vu, "tag/photo-failed", why);
@@ -717,22 +529,11 @@ events_read_cb (GObject      *object,
 static void start_upload (VUser *vu);
 
 static void
-register_cb (GObject      *object,
-             GAsyncResult *result,
-             gpointer      user_data)
+register_done (VUser    *vu,
+               JsonNode *root)
 {
-  g_autoptr(VUser) vu = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
-                                                              &error);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
-  Upload *up;
+  Upload *up = vu->uploads->pdata[vu->next_upload - 1];
 
-  if (vu->finished)
-    return;
-  up = vu->uploads->pdata[vu->next_upload - 1];
-  if (!step_end (vu, msg, body, error, SOUP_STATUS_CREATED, SOUP_STATUS_OK, FALSE, NULL))
-    return;
   up->registered = TRUE;
   if (vu->next_upload < vu->uploads->len)
     start_upload (vu);
@@ -740,31 +541,29 @@ register_cb (GObject      *object,
 }
 
 static void
-put_cb (GObject      *object,
-        GAsyncResult *result,
-        gpointer      user_data)
+put_done (VUser    *vu,
+          JsonNode *root)
 {
-  g_autoptr(VUser) vu = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
-                                                              &error);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
-  g_autoptr(SoupMessage) reg = NULL;
-  g_autoptr(GBytes) reg_body = NULL;
-  g_autofree char *url = NULL;
-  Upload *up;
+  Upload *up = vu->uploads->pdata[vu->next_upload - 1];
+  g_autofree char *url = g_strdup_printf ("%s/v1/photos", vu->d->opt->url);
+  g_autoptr(GBytes) body = load_http_json_body ("key", up->key, NULL);
+  g_autoptr(SoupMessage) msg = load_http_request_new ("POST", url, vu->token, "application/json", body);
 
-  if (vu->finished)
-    return;
-  if (!step_end (vu, msg, body, error, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE, NULL))
-    return;
-  up = vu->uploads->pdata[vu->next_upload - 1];
-  url = g_strdup_printf ("%s/v1/photos", vu->d->opt->url);
-  reg_body = json_body ("key", up->key, NULL);
-  reg = new_request ("POST", url, vu->token, "application/json", reg_body);
-  step_begin (vu, LOAD_KIND_REGISTER);
-  soup_session_send_and_read_async (vu->session, reg, G_PRIORITY_DEFAULT, vu->cancellable,
-                                    register_cb, vuser_ref (vu));
+  step_send (vu, LOAD_KIND_REGISTER, msg, SOUP_STATUS_CREATED, SOUP_STATUS_OK, FALSE,
+             register_done);
+}
+
+/* A PutObject that could not be sent at all. */
+static void
+upload_not_sent (VUser      *vu,
+                 const char *error_class,
+                 const char *detail)
+{
+  g_autofree char *session_class = g_strdup_printf ("put/%s", error_class);
+
+  load_report_add (vu->d->report, now_s (vu->d), vu->phase, LOAD_KIND_PUT, 0, 0, error_class,
+                   detail);
+  vuser_finish (vu, session_class, detail);
 }
 
 /* SigV4 PutObject of the next photo to the bucket and prefix the credentials name, as the
@@ -787,31 +586,20 @@ start_upload (VUser *vu)
   MpSigv4Request request = { 0 };
   MpSigv4SigningParams params = { 0 };
 
-  step_begin (vu, LOAD_KIND_PUT);
-  up->put_t0 = vu->step_t0;
   endpoint = g_uri_parse (vu->endpoint, G_URI_FLAGS_NONE, &error);
   if (endpoint == NULL || g_uri_get_host (endpoint) == NULL)
     {
-      vu->step_active = FALSE;
-      vuser_sample (vu, LOAD_KIND_PUT, up->put_t0, 0, "bad-endpoint", vu->endpoint);
-      vuser_finish (vu, "put/bad-endpoint", vu->endpoint);
+      upload_not_sent (vu, "bad-endpoint", vu->endpoint);
       return;
     }
+  /* /<endpoint path>/<bucket>/<key>, with exactly one slash between the parts */
   base = g_uri_get_path (endpoint);
-  path = g_strconcat (g_str_has_suffix (base, "/") ? base : "", g_str_has_suffix (base, "/") ?
-                      "" : base, "/", vu->bucket, "/", escaped_key, NULL);
+  path = g_strconcat (base[0] == '/' ? "" : "/", base, g_str_has_suffix (base, "/") ? "" : "/",
+                      vu->bucket, "/", escaped_key, NULL);
   host = g_uri_get_port (endpoint) > 0
          ? g_strdup_printf ("%s:%d", g_uri_get_host (endpoint), g_uri_get_port (endpoint))
          : g_strdup (g_uri_get_host (endpoint));
-  url = g_strdup_printf ("%s://%s%s%s", g_uri_get_scheme (endpoint), host,
-                         path[0] == '/' ? "" : "/", path);
-  if (path[0] != '/')
-    {
-      char *rooted = g_strconcat ("/", path, NULL);
-
-      g_free (path);
-      path = rooted;
-    }
+  url = g_strdup_printf ("%s://%s%s", g_uri_get_scheme (endpoint), host, path);
 
   headers[0] = (MpSigv4Header) { "host", host };
   headers[1] = (MpSigv4Header) { "content-type", up->photo->content_type };
@@ -831,11 +619,7 @@ start_upload (VUser *vu)
   msg = signed_request ? soup_message_new ("PUT", url) : NULL;
   if (msg == NULL)
     {
-      const char *why = error ? error->message : "cannot build the PutObject URL";
-
-      vu->step_active = FALSE;
-      vuser_sample (vu, LOAD_KIND_PUT, up->put_t0, 0, "cannot-sign", why);
-      vuser_finish (vu, "put/cannot-sign", why);
+      upload_not_sent (vu, "cannot-sign", error ? error->message : url);
       return;
     }
   for (gsize i = 0; i < signed_request->n_set_headers; i++)
@@ -843,10 +627,11 @@ start_upload (VUser *vu)
                                   signed_request->set_headers[i].name,
                                   signed_request->set_headers[i].value);
   soup_message_set_request_body_from_bytes (msg, up->photo->content_type, up->photo->bytes);
-  soup_session_send_and_read_async (vu->session, msg, G_PRIORITY_DEFAULT, vu->cancellable,
-                                    put_cb, vuser_ref (vu));
+  step_send (vu, LOAD_KIND_PUT, msg, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE, put_done);
+  up->put_t0 = vu->step_t0;
 }
 
+/* The event stream answered (headers only: the body is the stream). */
 static void
 events_cb (GObject      *object,
            GAsyncResult *result,
@@ -857,18 +642,14 @@ events_cb (GObject      *object,
   g_autoptr(GInputStream) stream = soup_session_send_finish (SOUP_SESSION (object), result,
                                                              &error);
   SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
+  g_autoptr(GBytes) error_body = NULL;
 
   if (vu->finished)
     return;
+  /* an error answer is small; read it for the detail */
   if (stream != NULL && soup_message_get_status (msg) != SOUP_STATUS_OK)
-    {
-      /* the error body is small; read it for the detail */
-      g_autoptr(GBytes) body = g_input_stream_read_bytes (stream, 4096, NULL, NULL);
-
-      step_end (vu, msg, body, NULL, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE, NULL);
-      return;
-    }
-  if (!step_end (vu, msg, NULL, error, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE, NULL))
+    error_body = g_input_stream_read_bytes (stream, 4096, NULL, NULL);
+  if (!step_end (vu, msg, error_body, error, NULL))
     return;
   vu->events = g_steal_pointer (&stream);
   vu->line = g_string_new (NULL);
@@ -878,42 +659,30 @@ events_cb (GObject      *object,
 }
 
 static void
-credentials_cb (GObject      *object,
-                GAsyncResult *result,
-                gpointer      user_data)
+credentials_done (VUser    *vu,
+                  JsonNode *root)
 {
-  g_autoptr(VUser) vu = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
-                                                              &error);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
-  g_autoptr(JsonNode) root = NULL;
   g_autoptr(SoupMessage) events = NULL;
   g_autofree char *url = NULL;
   JsonObject *o;
 
-  if (vu->finished)
-    return;
-  if (!step_end (vu, msg, body, error, SOUP_STATUS_OK, SOUP_STATUS_OK,
-                 vu->d->opt->mode == LOAD_MODE_PHOTOS, &root))
-    return;
   if (vu->d->opt->mode != LOAD_MODE_PHOTOS)
     {
       vuser_finish (vu, NULL, NULL);
       return;
     }
   o = json_node_get_object (root);
-  vu->token = dup_member (o, "session_token");
-  vu->access_key_id = dup_member (o, "access_key_id");
-  vu->secret_access_key = dup_member (o, "secret_access_key");
-  vu->endpoint = dup_member (o, "endpoint");
-  vu->region = dup_member (o, "region");
-  vu->bucket = dup_member (o, "bucket");
-  vu->prefix = dup_member (o, "prefix");
+  vu->token = load_json_dup_string (o, "session_token");
+  vu->access_key_id = load_json_dup_string (o, "access_key_id");
+  vu->secret_access_key = load_json_dup_string (o, "secret_access_key");
+  vu->endpoint = load_json_dup_string (o, "endpoint");
+  vu->region = load_json_dup_string (o, "region");
+  vu->bucket = load_json_dup_string (o, "bucket");
+  vu->prefix = load_json_dup_string (o, "prefix");
   if (!vu->token || !vu->access_key_id || !vu->secret_access_key || !vu->endpoint ||
       !vu->region || !vu->bucket || !vu->prefix)
     {
-      /* step_end counted the request as a success; the session says what was missing */
+      /* the request counted as a success; the session says what was missing */
       vuser_finish (vu, "credentials/bad-answer", "the credentials lack a field");
       return;
     }
@@ -928,7 +697,7 @@ credentials_cb (GObject      *object,
   /* Subscribe first, from the identity's first event (it has none yet), so no tag can slip
    * between the registration and the subscription. */
   url = g_strdup_printf ("%s/v1/events", vu->d->opt->url);
-  events = new_request ("GET", url, vu->token, NULL, NULL);
+  events = load_http_request_new ("GET", url, vu->token, NULL, NULL);
   soup_message_headers_replace (soup_message_get_request_headers (events), "Accept",
                                 "text/event-stream");
   soup_message_headers_replace (soup_message_get_request_headers (events), "Last-Event-ID", "0");
@@ -938,54 +707,32 @@ credentials_cb (GObject      *object,
 }
 
 static void
-identity_cb (GObject      *object,
-             GAsyncResult *result,
-             gpointer      user_data)
+identity_done (VUser    *vu,
+               JsonNode *root)
 {
-  g_autoptr(VUser) vu = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
-                                                              &error);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
-  g_autoptr(JsonNode) root = NULL;
-  g_autoptr(SoupMessage) creds = NULL;
-  g_autoptr(GBytes) creds_body = NULL;
+  g_autoptr(SoupMessage) msg = NULL;
+  g_autoptr(GBytes) body = NULL;
   g_autofree char *url = NULL;
 
-  if (vu->finished)
-    return;
-  if (!step_end (vu, msg, body, error, SOUP_STATUS_CREATED, SOUP_STATUS_CREATED, TRUE, &root))
-    return;
-  vu->identity_id = dup_member (json_node_get_object (root), "identity_id");
-  vu->secret = dup_member (json_node_get_object (root), "secret");
+  vu->identity_id = load_json_dup_string (json_node_get_object (root), "identity_id");
+  vu->secret = load_json_dup_string (json_node_get_object (root), "secret");
   if (vu->identity_id == NULL || vu->secret == NULL)
     {
       vuser_finish (vu, "identity/bad-answer", "no identity_id or secret");
       return;
     }
   url = g_strdup_printf ("%s/v1/credentials", vu->d->opt->url);
-  creds_body = json_body ("identity_id", vu->identity_id, "secret", vu->secret, NULL);
-  creds = new_request ("POST", url, NULL, "application/json", creds_body);
-  step_begin (vu, LOAD_KIND_CREDENTIALS);
-  soup_session_send_and_read_async (vu->session, creds, G_PRIORITY_DEFAULT, vu->cancellable,
-                                    credentials_cb, vuser_ref (vu));
+  body = load_http_json_body ("identity_id", vu->identity_id, "secret", vu->secret, NULL);
+  msg = load_http_request_new ("POST", url, NULL, "application/json", body);
+  step_send (vu, LOAD_KIND_CREDENTIALS, msg, SOUP_STATUS_OK, SOUP_STATUS_OK, TRUE,
+             credentials_done);
 }
 
 static void
-predict_cb (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
+predict_done (VUser    *vu,
+              JsonNode *root)
 {
-  g_autoptr(VUser) vu = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GBytes) body = soup_session_send_and_read_finish (SOUP_SESSION (object), result,
-                                                              &error);
-  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
-
-  if (vu->finished)
-    return;
-  if (step_end (vu, msg, body, error, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE, NULL))
-    vuser_finish (vu, NULL, NULL);
+  vuser_finish (vu, NULL, NULL);
 }
 
 static void
@@ -1022,10 +769,9 @@ vuser_start (Driver *d,
           g_ptr_array_add (vu->uploads, up);
         }
       url = g_strdup_printf ("%s/v1/identities", opt->url);
-      msg = new_request ("POST", url, NULL, NULL, NULL);
-      step_begin (vu, LOAD_KIND_IDENTITY);
-      soup_session_send_and_read_async (vu->session, msg, G_PRIORITY_DEFAULT, vu->cancellable,
-                                        identity_cb, vuser_ref (vu));
+      msg = load_http_request_new ("POST", url, NULL, NULL, NULL);
+      step_send (vu, LOAD_KIND_IDENTITY, msg, SOUP_STATUS_CREATED, SOUP_STATUS_CREATED, TRUE,
+                 identity_done);
       break;
 
     case LOAD_MODE_DIGITS:
@@ -1033,20 +779,18 @@ vuser_start (Driver *d,
         LoadPhoto *photo = opt->photos->pdata[d->next_photo++ % opt->photos->len];
 
         url = g_strdup_printf ("%s/v1/predict/digit", opt->url);
-        msg = new_request ("POST", url, d->token, photo->content_type, photo->bytes);
-        step_begin (vu, LOAD_KIND_PREDICT);
-        soup_session_send_and_read_async (vu->session, msg, G_PRIORITY_DEFAULT, vu->cancellable,
-                                          predict_cb, vuser_ref (vu));
+        msg = load_http_request_new ("POST", url, d->token, photo->content_type, photo->bytes);
+        step_send (vu, LOAD_KIND_PREDICT, msg, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE,
+                   predict_done);
       }
       break;
 
     case LOAD_MODE_CREDENTIALS:
       url = g_strdup_printf ("%s/v1/credentials", opt->url);
-      msg = new_request ("POST", url, NULL, "application/json",
+      msg = load_http_request_new ("POST", url, NULL, "application/json",
                          d->identities->pdata[vu->index % d->identities->len]);
-      step_begin (vu, LOAD_KIND_CREDENTIALS);
-      soup_session_send_and_read_async (vu->session, msg, G_PRIORITY_DEFAULT, vu->cancellable,
-                                        credentials_cb, vuser_ref (vu));
+      step_send (vu, LOAD_KIND_CREDENTIALS, msg, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE,
+                 credentials_done);
       break;
 
     default:
@@ -1302,7 +1046,7 @@ setup_failed (Driver     *d,
               GBytes     *body,
               GError     *error)
 {
-  g_autofree char *detail = error ? g_strdup (error->message) : answer_detail (body);
+  g_autofree char *detail = error ? g_strdup (error->message) : load_http_answer_detail (body);
 
   if (d->setup_error != NULL)
     return;
@@ -1339,11 +1083,11 @@ setup_credentials_cb (GObject      *object,
   SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
   g_autoptr(JsonNode) root = NULL;
   guint status = error ? 0 : soup_message_get_status (msg);
-  JsonObject *o = status == SOUP_STATUS_OK ? parse_object (body, &root) : NULL;
+  JsonObject *o = status == SOUP_STATUS_OK ? load_http_parse_object (body, &root) : NULL;
 
   if (d->setup_error != NULL)
     return;
-  if (o == NULL || (d->token = dup_member (o, "session_token")) == NULL)
+  if (o == NULL || (d->token = load_json_dup_string (o, "session_token")) == NULL)
     {
       setup_failed (d, "POST /v1/credentials", status, body, error);
       return;
@@ -1363,9 +1107,9 @@ setup_identity_cb (GObject      *object,
   SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (object), result);
   g_autoptr(JsonNode) root = NULL;
   guint status = error ? 0 : soup_message_get_status (msg);
-  JsonObject *o = status == SOUP_STATUS_CREATED ? parse_object (body, &root) : NULL;
-  g_autofree char *id = dup_member (o, "identity_id");
-  g_autofree char *secret = dup_member (o, "secret");
+  JsonObject *o = status == SOUP_STATUS_CREATED ? load_http_parse_object (body, &root) : NULL;
+  g_autofree char *id = load_json_dup_string (o, "identity_id");
+  g_autofree char *secret = load_json_dup_string (o, "secret");
   g_autoptr(GBytes) creds = NULL;
 
   if (d->setup_error != NULL)
@@ -1375,7 +1119,7 @@ setup_identity_cb (GObject      *object,
       setup_failed (d, "POST /v1/identities", status, body, error);
       return;
     }
-  creds = json_body ("identity_id", id, "secret", secret, NULL);
+  creds = load_http_json_body ("identity_id", id, "secret", secret, NULL);
   if (d->opt->mode == LOAD_MODE_CREDENTIALS)
     {
       g_ptr_array_add (d->identities, g_steal_pointer (&creds));
@@ -1384,7 +1128,7 @@ setup_identity_cb (GObject      *object,
   else
     {
       g_autofree char *url = g_strdup_printf ("%s/v1/credentials", d->opt->url);
-      g_autoptr(SoupMessage) next = new_request ("POST", url, NULL, "application/json", creds);
+      g_autoptr(SoupMessage) next = load_http_request_new ("POST", url, NULL, "application/json", creds);
 
       soup_session_send_and_read_async (d->sessions->pdata[0], next, G_PRIORITY_DEFAULT,
                                         d->cancellable, setup_credentials_cb, d);
@@ -1439,8 +1183,9 @@ new_session (const LoadOptions *opt,
   if (address > 0)
     {
       /* 127.0.1.1, 127.0.1.2, ...: all loopback on Linux, one client address each */
-      g_autofree char *text = g_strdup_printf ("127.0.%u.%u", 1 + (address - 1) / 250,
-                                               1 + (address - 1) % 250);
+      g_autofree char *text = g_strdup_printf ("127.0.1.%u", address);
+
+      g_assert (address <= LOAD_MAX_ADDRESSES);
 
       local = g_inet_socket_address_new_from_string (text, 0);
     }

@@ -5,6 +5,7 @@
 
 #include <glib.h>
 
+#include "load-photos.h"
 #include "load-plan.h"
 #include "load-report.h"
 
@@ -17,19 +18,8 @@ typedef enum {
   LOAD_MODE_WATCH,        /* no users: only scrape /metrics (e.g. a queue draining) */
 } LoadMode;
 
-/* Images bigger than the server takes are no use to send. */
-#define LOAD_PHOTO_MAX_BYTES  (50 * 1024 * 1024)
-#define LOAD_PHOTOS_MAX_TOTAL (G_GINT64_CONSTANT (2) * 1024 * 1024 * 1024)
-#define LOAD_PHOTOS_MAX_FILES 100000
-#define LOAD_MAX_ADDRESSES    250
-
-typedef struct {
-  char   *name;
-  char   *extension;     /* lower case, as the object key carries it */
-  char   *content_type;
-  GBytes *bytes;
-  char   *sha256;        /* hex; the object key and the signed payload hash */
-} LoadPhoto;
+/* Source addresses 127.0.1.1 ... 127.0.1.250: one /24 of loopback is plenty of clients. */
+#define LOAD_MAX_ADDRESSES 250
 
 typedef struct {
   const char     *url;              /* base URL, without a trailing slash */
@@ -45,11 +35,6 @@ typedef struct {
   gboolean        progress_tty;     /* \r-updated progress line (else a line every 5 s) */
 } LoadOptions;
 
-/* Reads the .jpg, .jpeg, .png and .webp files of @dir, sorted by name; of files with the same
- * bytes only one is kept (they would be one object). Returns NULL and sets @error when there
- * are none or a limit above is passed. */
-GPtrArray *load_photos_read (const char         *dir,
-                             GError            **error);
 const char *load_mode_name  (LoadMode            mode);
 
 /* Runs the plan against the server, recording into @report. Returns FALSE and sets @error
