@@ -581,7 +581,7 @@ start_upload (VUser *vu)
   g_autofree char *path = NULL;
   g_autofree char *host = NULL;
   g_autofree char *url = NULL;
-  const char *base;
+  g_autofree char *base = NULL;
   MpSigv4Header headers[2];
   MpSigv4Request request = { 0 };
   MpSigv4SigningParams params = { 0 };
@@ -592,10 +592,12 @@ start_upload (VUser *vu)
       upload_not_sent (vu, "bad-endpoint", vu->endpoint);
       return;
     }
-  /* /<endpoint path>/<bucket>/<key>, with exactly one slash between the parts */
-  base = g_uri_get_path (endpoint);
-  path = g_strconcat (base[0] == '/' ? "" : "/", base, g_str_has_suffix (base, "/") ? "" : "/",
-                      vu->bucket, "/", escaped_key, NULL);
+  /* <endpoint path>/<bucket>/<key>, one slash between the parts and one in front */
+  base = g_strdup (g_uri_get_path (endpoint));
+  while (g_str_has_suffix (base, "/"))
+    base[strlen (base) - 1] = '\0';
+  path = g_strconcat (base[0] == '/' ? "" : "/", base, base[0] ? "/" : "", vu->bucket, "/",
+                      escaped_key, NULL);
   host = g_uri_get_port (endpoint) > 0
          ? g_strdup_printf ("%s:%d", g_uri_get_host (endpoint), g_uri_get_port (endpoint))
          : g_strdup (g_uri_get_host (endpoint));
