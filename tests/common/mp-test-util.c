@@ -9,6 +9,7 @@
 #include "mp-test-util.h"
 
 #include <glib/gstdio.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -16,12 +17,65 @@
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
+double
+mp_test_slowdown (void)
+{
+  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
+
+  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
 const char *
 mp_test_magpied_path (void)
 {
   const char *path = g_getenv ("MAGPIED");
 
   return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
+}
+
+gboolean
+mp_test_db_is_postgresql (void)
+{
+  const char *db = g_getenv ("MAGPIE_TEST_DB");
+
+  return db != NULL && g_str_has_prefix (db, "postgres");
+}
+
+static void
+quiet_notice (void *arg, const char *message)
+{
+}
+
+char *
+mp_test_db_location (const char *data_dir)
+{
+  const char *server = g_getenv ("MAGPIE_TEST_DB");
+  g_autofree char *hash = NULL;
+  g_autofree char *schema = NULL;
+  g_autofree char *create = NULL;
+  PGconn *pg;
+  PGresult *r;
+
+  if (!mp_test_db_is_postgresql ())
+    return g_build_filename (data_dir, "catalog.db", NULL);
+
+  /* One schema per data dir, so a restarted server (same dir) finds its catalog again. A
+   * schema costs a fraction of a CREATE DATABASE, and the catalog living outside "public"
+   * (search_path in the URI, as an operator would set it) is worth running anyway. */
+  hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, data_dir, -1);
+  schema = g_strdup_printf ("magpie_%.24s", hash);
+  pg = PQconnectdb (server);
+  if (PQstatus (pg) != CONNECTION_OK)
+    g_error ("cannot reach the test PostgreSQL at %s: %s", server, PQerrorMessage (pg));
+  PQsetNoticeProcessor (pg, quiet_notice, NULL);  /* "already exists, skipping" on a restart */
+  create = g_strdup_printf ("CREATE SCHEMA IF NOT EXISTS %s", schema);
+  r = PQexec (pg, create);
+  if (PQresultStatus (r) != PGRES_COMMAND_OK)
+    g_error ("cannot create test schema %s: %s", schema, PQresultErrorMessage (r));
+  PQclear (r);
+  PQfinish (pg);
+  return g_strdup_printf ("%s%soptions=-csearch_path%%3D%s", server,
+                          strchr (server, '?') ? "&" : "?", schema);
 }
 
 char *
@@ -107,13 +161,25 @@ mp_test_server_start (const char  *data_dir,
     }
   else
     server->data_dir = g_strdup (data_dir);
-  server->log_path = g_strdup_printf ("%s.log", server->data_dir);
+  {
+    static gint started;
+
+    /* Numbered: several servers may share a data dir (api and worker nodes), each its log. */
+    server->log_path = g_strdup_printf ("%s.%d.log", server->data_dir,
+                                        g_atomic_int_add (&started, 1));
+  }
+  server->database = mp_test_db_location (server->data_dir);
 
   g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
   g_ptr_array_add (argv, "--listen");
   g_ptr_array_add (argv, "127.0.0.1:0");
   g_ptr_array_add (argv, "--data-dir");
   g_ptr_array_add (argv, server->data_dir);
+  if (mp_test_db_is_postgresql ())
+    {
+      g_ptr_array_add (argv, "--database");
+      g_ptr_array_add (argv, server->database);
+    }
   for (const char **a = extra_args; a && *a; a++)
     g_ptr_array_add (argv, (char *) *a);
   g_ptr_array_add (argv, NULL);
@@ -197,6 +263,7 @@ mp_test_server_free (MpTestServer *server)
     g_unlink (server->log_path);
   g_free (server->url);
   g_free (server->data_dir);
+  g_free (server->database);
   g_free (server->log_path);
   g_free (server);
 }
