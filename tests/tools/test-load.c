@@ -22,14 +22,6 @@ load_path (void)
   return path ? path : MAGPIE_BUILD_DIR "/tools/magpie-load/magpie-load";
 }
 
-static double
-slowdown (void)
-{
-  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
-
-  return factor ? MAX (1.0, g_ascii_strtod (factor, NULL)) : 1.0;
-}
-
 /* @n JPEGs (or PNGs) of @size px, each a different gradient, so every one has its own SHA-256. */
 static char *
 make_images (const char *parent,
@@ -268,7 +260,7 @@ test_photos (Fixture       *f,
              gconstpointer  data)
 {
   g_autofree char *out = g_build_filename (f->tmp, "out-photos", NULL);
-  g_autofree char *timeout = g_strdup_printf ("%.0f", 60 * slowdown ());
+  g_autofree char *timeout = g_strdup_printf ("%.0f", 60 * mp_test_slowdown ());
   /* 5 users in the ramp ((1 + 4) / 2 × 2 s) and 12 in the steady phase */
   const char *args[] = { "--photos", f->photos, "--phases", "ramp:2s:1-4/s,steady:3s:4/s",
                          "--concurrency", "50", "--timeout", timeout, "--scrape-interval",
