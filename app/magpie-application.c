@@ -420,6 +420,14 @@ magpie_application_get_identity (MagpieApplication *self)
 }
 
 /* What sends the outbox to the server, NULL before start-up. */
+/* The temporary S3 credentials the uploader signs with (for tests that age them). */
+MagpieCredentials *
+magpie_application_get_credentials (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+  return self->credentials;
+}
+
 MagpieUploader *
 magpie_application_get_uploader (MagpieApplication *self)
 {

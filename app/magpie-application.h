@@ -22,6 +22,7 @@ MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
 MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
 MagpieEvents      *magpie_application_get_events     (MagpieApplication *self);
 MagpieIdentity    *magpie_application_get_identity   (MagpieApplication *self);
+MagpieCredentials *magpie_application_get_credentials (MagpieApplication *self);
 MagpieUploader    *magpie_application_get_uploader   (MagpieApplication *self);
 void               magpie_application_stop_workers   (MagpieApplication *self);
 

@@ -931,6 +931,26 @@ magpie_outbox_fail_async (MagpieOutbox        *self,
   run_update (self, args, magpie_outbox_fail_async, cancellable, callback, user_data);
 }
 
+/* Entry @id goes back to waiting, due at once and without counting an attempt: its upload
+ * was stopped on purpose (the photo was deleted; undo brings it back to the outbox). */
+void
+magpie_outbox_release_async (MagpieOutbox        *self,
+                             gint64               id,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  UpdateArgs *args;
+
+  g_return_if_fail (MAGPIE_IS_OUTBOX (self));
+
+  args = g_new0 (UpdateArgs, 1);
+  args->id = id;
+  args->upload = MAGPIE_UPLOAD_WAITING;
+  args->sent = 0;
+  run_update (self, args, magpie_outbox_release_async, cancellable, callback, user_data);
+}
+
 MagpieStoreRow *
 magpie_outbox_update_finish (MagpieOutbox  *self,
                              GAsyncResult  *result,
