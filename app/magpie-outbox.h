@@ -75,6 +75,13 @@ void            magpie_outbox_release_async       (MagpieOutbox        *self,
 MagpieStoreRow *magpie_outbox_update_finish       (MagpieOutbox        *self,
                                                    GAsyncResult        *result,
                                                    GError             **error);
+void            magpie_outbox_retry_now_async     (MagpieOutbox        *self,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+gboolean        magpie_outbox_retry_now_finish    (MagpieOutbox        *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
 
 /* Multipart uploads under way (magpie-outbox-multipart.c) */
 void            magpie_outbox_get_multipart_async (MagpieOutbox        *self,

@@ -347,6 +347,22 @@ part_done (Upload     *up,
   next_part (up);
 }
 
+/* Whether the photo's own copy has become shorter than it was at import: then a refused or
+ * broken part is the file's fault, not the storage's, and trying again cannot help. */
+static gboolean
+file_shrank (Upload *up)
+{
+  g_autoptr(GFile) file = magpie_outbox_get_photo_file (up->self->outbox, up->row->sha256,
+                                                        up->row->extension);
+  g_autoptr(GFileInfo) info = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE,
+                                                 G_FILE_QUERY_INFO_NONE, NULL, NULL);
+
+  if (info == NULL || g_file_info_get_size (info) >= up->row->size)
+    return FALSE;
+  _magpie_uploader_fail (up, _("The photo’s file is shorter than when it was imported"), FALSE);
+  return TRUE;
+}
+
 static void
 part_sent_cb (GObject      *object,
               GAsyncResult *result,
@@ -362,6 +378,9 @@ part_sent_cb (GObject      *object,
   g_signal_handlers_disconnect_by_func (message, part_wrote_cb, up);
   up->part_sent = 0;
   if (stopped (up))
+    return;
+  if ((body == NULL || !SOUP_STATUS_IS_SUCCESSFUL (soup_message_get_status (message))) &&
+      file_shrank (up))
     return;
   if (body == NULL)
     {

@@ -20,6 +20,7 @@ struct _MagpieUploader {
   MagpieCredentials *credentials;
   GCancellable      *cancellable;
   GPtrArray         *uploads;     /* Upload, under way */
+  MagpieConnectionState last_state;
   guint              retry_source;
   guint              sweep_source;
   guint              n_active;
@@ -46,6 +47,7 @@ struct _Upload {
   int                    last_percent;
   goffset                sent;
   gboolean               abandoned;   /* the photo was deleted while this ran */
+  gboolean               called_off;  /* Work Offline was switched on while this ran */
 
   /* Multipart (magpie-uploader-multipart.c) */
   MagpieMultipartRecord *record;

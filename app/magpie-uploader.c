@@ -98,9 +98,11 @@ _magpie_uploader_fail (Upload     *up,
       upload_done (up);
       return;
     }
-  if (up->abandoned)
+  if (up->abandoned || up->called_off)
     {
-      g_debug ("Upload of %s stopped: the photo was deleted", up->row->name);
+      /* Not failed: back in the outbox as it was, or released for undo. */
+      g_debug ("Upload of %s stopped: %s", up->row->name,
+               up->abandoned ? "the photo was deleted" : "working offline");
       magpie_outbox_release_async (up->self->outbox, up->row->id, NULL, recorded_cb, up);
       return;
     }
@@ -108,6 +110,17 @@ _magpie_uploader_fail (Upload     *up,
              reason);
   magpie_outbox_fail_async (up->self->outbox, up->row->id, reason, retryable, NULL, recorded_cb,
                             up);
+}
+
+/* No (usable) answer at all: the server may have gone, and the connection had better find out
+ * now than at its next check, so that the outbox stops being drained into a void. */
+static void
+upload_fail_unanswered (Upload       *up,
+                        const GError *error)
+{
+  if (!g_cancellable_is_cancelled (up->cancellable))
+    magpie_connection_refresh (up->self->connection);
+  _magpie_uploader_fail (up, error->message, TRUE);
 }
 
 static void put_object (Upload *up);
@@ -126,7 +139,7 @@ registered_cb (GObject      *object,
   body = magpie_api_request_finish (result, &status, &error);
   if (body == NULL)
     {
-      _magpie_uploader_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   if (status == SOUP_STATUS_OK || status == SOUP_STATUS_CREATED)
@@ -215,7 +228,7 @@ put_cb (GObject      *object,
   if (body == NULL)
     {
       up->sent = 0;
-      _magpie_uploader_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   status = soup_message_get_status (message);
@@ -357,6 +370,14 @@ taken_cb (GObject      *object,
       g_warning ("Cannot take a photo from the outbox: %s", error->message);
       return;
     }
+  if (row != NULL && magpie_connection_get_state (self->connection) !=
+                     MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Offline since it was asked for: it stays in the outbox. */
+      magpie_outbox_release_async (self->outbox, row->id, NULL, NULL, NULL);
+      magpie_store_row_free (row);
+      return;
+    }
   if (row != NULL)
     {
       start_upload (self, row);
@@ -404,6 +425,48 @@ magpie_uploader_kick (MagpieUploader *self)
 {
   g_return_if_fail (MAGPIE_IS_UPLOADER (self));
   pump (self);
+}
+
+static void
+retried_now_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(MagpieUploader) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!magpie_outbox_retry_now_finish (MAGPIE_OUTBOX (object), result, &error))
+    g_warning ("Cannot retry the outbox: %s", error->message);
+  pump (self);
+}
+
+static void
+state_changed_cb (MagpieUploader *self)
+{
+  MagpieConnectionState state = magpie_connection_get_state (self->connection);
+  MagpieConnectionState last = self->last_state;
+
+  self->last_state = state;
+  if (state == MAGPIE_CONNECTION_STATE_ONLINE && last != MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Back: what failed while the server was away goes now, not after its backoff. */
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+      magpie_outbox_retry_now_async (self->outbox, NULL, retried_now_cb, g_object_ref (self));
+    }
+  else if (state == MAGPIE_CONNECTION_STATE_OFFLINE &&
+           magpie_connection_get_work_offline (self->connection))
+    {
+      /* Work Offline means nothing more goes out, not even the rest of a photo (a multipart
+       * upload keeps its parts and resumes from them later). */
+      for (guint i = 0; i < self->uploads->len; i++)
+        {
+          Upload *up = self->uploads->pdata[i];
+
+          up->called_off = TRUE;
+          g_cancellable_cancel (up->cancellable);
+        }
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+    }
 }
 
 static void
@@ -558,7 +621,8 @@ magpie_uploader_new (SoupSession       *session,
   self->outbox = g_object_ref (magpie_library_get_outbox (library));
   self->connection = g_object_ref (connection);
   self->credentials = g_object_ref (credentials);
-  g_signal_connect_object (connection, "notify::state", G_CALLBACK (magpie_uploader_kick), self,
+  self->last_state = magpie_connection_get_state (connection);
+  g_signal_connect_object (connection, "notify::state", G_CALLBACK (state_changed_cb), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (library, "items-changed", G_CALLBACK (items_changed_cb), self,
                            G_CONNECT_SWAPPED);

@@ -141,6 +141,67 @@ die_with_parent (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
+/* Spawns magpied for @server (its data dir, catalog and log set) listening on @listen, and
+ * waits for it to announce its URL. */
+static gboolean
+spawn_server (MpTestServer  *server,
+              const char    *listen,
+              const char   **extra_args,
+              GError       **error)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  gint64 deadline;
+
+  g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, (char *) listen);
+  g_ptr_array_add (argv, "--data-dir");
+  g_ptr_array_add (argv, server->data_dir);
+  if (mp_test_db_is_postgresql ())
+    {
+      g_ptr_array_add (argv, "--database");
+      g_ptr_array_add (argv, server->database);
+    }
+  for (const char **a = extra_args; a && *a; a++)
+    g_ptr_array_add (argv, (char *) *a);
+  g_ptr_array_add (argv, NULL);
+
+  g_clear_pointer (&server->url, g_free);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  server->process = g_subprocess_launcher_spawnv (launcher,
+                                                  (const char * const *) argv->pdata, error);
+  if (server->process == NULL)
+    return FALSE;
+
+  deadline = g_get_monotonic_time () + MP_TEST_START_TIMEOUT_US;
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autofree char *log = NULL;
+
+      if (g_file_get_contents (server->log_path, &log, NULL, NULL))
+        server->url = find_listening_url (log);
+      if (server->url != NULL)
+        return TRUE;
+      /* GLib reaps the child on its worker thread; a NULL identifier means it is gone. */
+      if (g_subprocess_get_identifier (server->process) == NULL)
+        {
+          g_autofree char *tail = NULL;
+
+          g_file_get_contents (server->log_path, &tail, NULL, NULL);
+          g_set_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
+                       "magpied exited during start-up: %s", tail ? tail : "");
+          return FALSE;
+        }
+      g_usleep (10 * 1000);
+    }
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "magpied did not announce its URL");
+  return FALSE;
+}
+
 /* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
  * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
  * server exits or does not announce itself in time. */
@@ -150,9 +211,6 @@ mp_test_server_start (const char  *data_dir,
                       GError     **error)
 {
   g_autoptr(MpTestServer) server = g_new0 (MpTestServer, 1);
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  gint64 deadline;
 
   if (data_dir == NULL)
     {
@@ -170,52 +228,29 @@ mp_test_server_start (const char  *data_dir,
   }
   server->database = mp_test_db_location (server->data_dir);
 
-  g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
-  g_ptr_array_add (argv, "--listen");
-  g_ptr_array_add (argv, "127.0.0.1:0");
-  g_ptr_array_add (argv, "--data-dir");
-  g_ptr_array_add (argv, server->data_dir);
-  if (mp_test_db_is_postgresql ())
-    {
-      g_ptr_array_add (argv, "--database");
-      g_ptr_array_add (argv, server->database);
-    }
-  for (const char **a = extra_args; a && *a; a++)
-    g_ptr_array_add (argv, (char *) *a);
-  g_ptr_array_add (argv, NULL);
-
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
-  g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  server->process = g_subprocess_launcher_spawnv (launcher,
-                                                  (const char * const *) argv->pdata, error);
-  if (server->process == NULL)
+  if (!spawn_server (server, "127.0.0.1:0", extra_args, error))
     return NULL;
+  return g_steal_pointer (&server);
+}
 
-  deadline = g_get_monotonic_time () + MP_TEST_START_TIMEOUT_US;
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_autofree char *log = NULL;
+/* Starts a stopped @server again, as an operator restarts a service: the same data dir and
+ * catalog, the same port (so clients find it at the URL they know), with @extra_args this
+ * time. The log starts afresh. Returns FALSE and sets @error as mp_test_server_start() does. */
+gboolean
+mp_test_server_restart (MpTestServer  *server,
+                        const char   **extra_args,
+                        GError       **error)
+{
+  g_autoptr(GUri) uri = NULL;
+  g_autofree char *listen = NULL;
 
-      if (g_file_get_contents (server->log_path, &log, NULL, NULL))
-        server->url = find_listening_url (log);
-      if (server->url != NULL)
-        return g_steal_pointer (&server);
-      /* GLib reaps the child on its worker thread; a NULL identifier means it is gone. */
-      if (g_subprocess_get_identifier (server->process) == NULL)
-        {
-          g_autofree char *tail = NULL;
+  g_return_val_if_fail (server->process == NULL, FALSE);
 
-          g_file_get_contents (server->log_path, &tail, NULL, NULL);
-          g_set_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
-                       "magpied exited during start-up: %s", tail ? tail : "");
-          return NULL;
-        }
-      g_usleep (10 * 1000);
-    }
-
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "magpied did not announce its URL");
-  return NULL;
+  uri = g_uri_parse (server->url, G_URI_FLAGS_NONE, error);
+  if (uri == NULL)
+    return FALSE;
+  listen = g_strdup_printf ("127.0.0.1:%d", g_uri_get_port (uri));
+  return spawn_server (server, listen, extra_args, error);
 }
 
 /* Sends @signum and waits for the exit. Returns the wait status (as waitpid() gives it);

@@ -32,6 +32,9 @@ void          mp_test_rm_rf            (const char    *path);
 MpTestServer *mp_test_server_start     (const char    *data_dir,
                                         const char   **extra_args,
                                         GError       **error);
+gboolean      mp_test_server_restart   (MpTestServer  *server,
+                                        const char   **extra_args,
+                                        GError       **error);
 int           mp_test_server_stop      (MpTestServer  *server,
                                         int            signum,
                                         gint64        *elapsed_us);

@@ -1220,6 +1220,10 @@ lease_child (const char *location, const char *owner, const char *now_text)
           gboolean applied = FALSE;
 
           g_print ("L %s\n", job->id);
+          /* A worker spends time on each job outside the database (the model
+           * run); without it one process can drain the queue before the
+           * others have been scheduled at all on an idle box. */
+          g_usleep (2 * G_TIME_SPAN_MILLISECOND);
           if (!srv_db_complete_job (db, job->id, owner, "m", &tag, 1, &applied, &error))
             {
               g_printerr ("lease child: %s\n", error->message);
