@@ -184,6 +184,19 @@ check_report (const char *dir,
   return c;
 }
 
+/* summary.md in @dir holds @text verbatim. */
+static void
+summary_has (const char *dir,
+             const char *text)
+{
+  g_autofree char *path = g_build_filename (dir, "summary.md", NULL);
+  g_autofree char *summary = NULL;
+
+  g_assert_true (g_file_get_contents (path, &summary, NULL, NULL));
+  if (strstr (summary, text) == NULL)
+    g_error ("%s lacks '%s':\n%s", path, text, summary);
+}
+
 static void
 check_charts (const char *dir)
 {
@@ -293,13 +306,20 @@ test_photos (Fixture       *f,
   g_assert_cmpfloat (json_object_get_double_member (last, "workers"), >=, 1);
   g_assert_false (JSON_NODE_HOLDS_NULL (json_object_get_member (last, "queue_depth")));
 
+  /* the summary's tables: each phase's users, all completed, no errors */
+  summary_has (out, "| ramp-1 | ramp 2s 1→4/s | 5 | 5 | 0 | 0 |");
+  summary_has (out, "| steady-2 | steady 3s at 4/s | 12 | 12 | 0 | 0 |");
+  summary_has (out, "| **all** |  | 17 | 17 | 0 | 0 |");
+  summary_has (out, "| tag | 17 | 17 | 0 |");
+  summary_has (out, "## Errors by kind\n\nNone.\n");
+
   check_charts (out);
   check_replot (f, out);
 }
 
 static void
 test_other_modes (Fixture       *f,
-                             gconstpointer  data)
+                  gconstpointer  data)
 {
   g_autofree char *out_digits = g_build_filename (f->tmp, "out-digits", NULL);
   g_autofree char *out_creds = g_build_filename (f->tmp, "out-creds", NULL);
@@ -316,6 +336,25 @@ test_other_modes (Fixture       *f,
   g_assert_cmpuint (c.of_kind, ==, 6);
   g_assert_cmpuint (c.ok_of_kind, ==, 6);
   g_assert_cmpuint (c.samples, ==, 6);
+
+  /* an image the server cannot decode: every request an error of its own kind, in the
+   * summary's table with the server's reason */
+  {
+    g_autofree char *bad_dir = g_build_filename (f->tmp, "bad", NULL);
+    g_autofree char *bad_file = g_build_filename (bad_dir, "noise.png", NULL);
+    g_autofree char *out_bad = g_build_filename (f->tmp, "out-bad-digits", NULL);
+    const char *bad[] = { "--mode", "digits", "--photos", bad_dir, "--phases", "steady:1s:3/s",
+                          "--out", out_bad, NULL };
+    g_autofree char *err_bad = NULL;
+
+    g_assert_cmpint (g_mkdir_with_parents (bad_dir, 0700), ==, 0);
+    g_assert_true (g_file_set_contents (bad_file, "not a PNG at all", -1, NULL));
+    g_assert_cmpint (run_load (f, bad, &err_bad), ==, 0);
+    c = check_report (out_bad, "predict");
+    g_assert_cmpuint (c.of_kind, ==, 3);
+    g_assert_cmpuint (c.errors, ==, 3);
+    summary_has (out_bad, "| predict | http-422 | 3 | bad_image: ");
+  }
 
   g_assert_cmpint (run_load (f, creds, &err2), ==, 0);
   c = check_report (out_creds, "credentials");

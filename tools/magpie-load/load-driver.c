@@ -438,7 +438,7 @@ dispatch_event (VUser *vu)
     }
 }
 
-/* One line of the stream (without its end of line). Returns FALSE on a line that is no SSE. */
+/* One line of the stream (without its end of line); a line that is no SSE field is ignored. */
 static void
 event_line (VUser      *vu,
             const char *line)
@@ -547,7 +547,8 @@ put_done (VUser    *vu,
   Upload *up = vu->uploads->pdata[vu->next_upload - 1];
   g_autofree char *url = g_strdup_printf ("%s/v1/photos", vu->d->opt->url);
   g_autoptr(GBytes) body = load_http_json_body ("key", up->key, NULL);
-  g_autoptr(SoupMessage) msg = load_http_request_new ("POST", url, vu->token, "application/json", body);
+  g_autoptr(SoupMessage) msg = load_http_request_new ("POST", url, vu->token, "application/json",
+                                                      body);
 
   step_send (vu, LOAD_KIND_REGISTER, msg, SOUP_STATUS_CREATED, SOUP_STATUS_OK, FALSE,
              register_done);
@@ -790,7 +791,7 @@ vuser_start (Driver *d,
     case LOAD_MODE_CREDENTIALS:
       url = g_strdup_printf ("%s/v1/credentials", opt->url);
       msg = load_http_request_new ("POST", url, NULL, "application/json",
-                         d->identities->pdata[vu->index % d->identities->len]);
+                                   d->identities->pdata[vu->index % d->identities->len]);
       step_send (vu, LOAD_KIND_CREDENTIALS, msg, SOUP_STATUS_OK, SOUP_STATUS_OK, FALSE,
                  credentials_done);
       break;
@@ -1130,7 +1131,8 @@ setup_identity_cb (GObject      *object,
   else
     {
       g_autofree char *url = g_strdup_printf ("%s/v1/credentials", d->opt->url);
-      g_autoptr(SoupMessage) next = load_http_request_new ("POST", url, NULL, "application/json", creds);
+      g_autoptr(SoupMessage) next = load_http_request_new ("POST", url, NULL, "application/json",
+                                                           creds);
 
       soup_session_send_and_read_async (d->sessions->pdata[0], next, G_PRIORITY_DEFAULT,
                                         d->cancellable, setup_credentials_cb, d);
