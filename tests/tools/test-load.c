@@ -312,6 +312,8 @@ test_photos (Fixture       *f,
   summary_has (out, "| **all** |  | 17 | 17 | 0 | 0 |");
   summary_has (out, "| tag | 17 | 17 | 0 |");
   summary_has (out, "## Errors by kind\n\nNone.\n");
+  /* the machine's load beside the figures, from /proc/loadavg */
+  summary_has (out, "Load average of the machine (1, 5, 15 min): ");
 
   check_charts (out);
   check_replot (f, out);

@@ -61,6 +61,9 @@ load_report_new (const LoadPlan *plan,
   report->command_line = g_strdup (command_line);
   report->started_at = g_date_time_new_now_utc ();
   report->window_s = 10;
+  for (guint i = 0; i < 2; i++)
+    for (guint j = 0; j < 3; j++)
+      report->loadavg[i][j] = NAN;
   report->samples = g_array_new (FALSE, FALSE, sizeof (LoadSample));
   g_array_set_clear_func (report->samples, sample_clear);
   report->scrapes = g_array_new (FALSE, FALSE, sizeof (LoadScrape));
@@ -299,6 +302,22 @@ load_report_write_json (const LoadReport *report,
   json_builder_add_double_value (b, report->elapsed_s);
   json_builder_set_member_name (b, "generator_cpu_s");
   json_builder_add_double_value (b, round (report->cpu_s * 100) / 100);
+  json_builder_set_member_name (b, "loadavg");
+  json_builder_begin_object (b);
+  for (guint i = 0; i < 2; i++)
+    {
+      json_builder_set_member_name (b, i == 0 ? "start" : "end");
+      if (isnan (report->loadavg[i][0]))
+        {
+          json_builder_add_null_value (b);
+          continue;
+        }
+      json_builder_begin_array (b);
+      for (guint j = 0; j < 3; j++)
+        json_builder_add_double_value (b, round (report->loadavg[i][j] * 100) / 100);
+      json_builder_end_array (b);
+    }
+  json_builder_end_object (b);
   json_builder_set_member_name (b, "concurrency");
   json_builder_add_int_value (b, report->concurrency);
   json_builder_set_member_name (b, "source_addresses");
@@ -528,6 +547,22 @@ load_report_read_json (const char  *path,
     }
   report->elapsed_s = MAX (member_double (meta, "elapsed_s"), 0);  /* MAX: NAN becomes 0 */
   report->cpu_s = MAX (member_double (meta, "generator_cpu_s"), 0);
+  for (guint i = 0; i < 2; i++)
+    {
+      JsonNode *n = member_object (meta, "loadavg")
+                    ? json_object_get_member (member_object (meta, "loadavg"),
+                                              i == 0 ? "start" : "end")
+                    : NULL;
+      JsonArray *a = n && JSON_NODE_HOLDS_ARRAY (n) ? json_node_get_array (n) : NULL;
+
+      for (guint j = 0; a && json_array_get_length (a) == 3 && j < 3; j++)
+        {
+          JsonNode *v = json_array_get_element (a, j);
+
+          if (JSON_NODE_HOLDS_VALUE (v) && json_node_get_value_type (v) != G_TYPE_STRING)
+            report->loadavg[i][j] = json_node_get_double (v);
+        }
+    }
   report->concurrency = member_uint (meta, "concurrency");
   report->n_addresses = member_uint (meta, "source_addresses");
   report->scrape_failures = member_uint (member_object (meta, "totals"), "scrape_failures");
@@ -906,6 +941,11 @@ load_report_write_summary (const LoadReport  *report,
                           report->elapsed_s, report->plan->total_s, report->concurrency,
                           report->n_addresses, report->n_addresses == 1 ? "" : "es",
                           report->cpu_s);
+  if (!isnan (report->loadavg[0][0]) && !isnan (report->loadavg[1][0]))
+    g_string_append_printf (out, "Load average of the machine (1, 5, 15 min): %.2f, %.2f, %.2f "
+                            "at the start; %.2f, %.2f, %.2f at the end.\n\n",
+                            report->loadavg[0][0], report->loadavg[0][1], report->loadavg[0][2],
+                            report->loadavg[1][0], report->loadavg[1][1], report->loadavg[1][2]);
   g_string_append_printf (out, "**samples: %u (ok: %u, errors: %u)**\n\n", report->samples->len,
                           report->samples->len - errors, errors);
   append_phases (out, report);

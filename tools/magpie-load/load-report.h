@@ -56,6 +56,8 @@ typedef struct {
   guint           scrape_failures;
   double          cpu_s;         /* magpie-load's own user + system CPU time, to show it kept up */
   double          window_s;      /* the queue table's window */
+  double          loadavg[2][3]; /* the machine's load average (1, 5, 15 min) at the start and
+                                  * the end of the run; NAN when unknown */
   LoadKind        main_kind;     /* what "latency" means in this mode (tag, predict, ...) */
   LoadKind        session_kind;  /* one sample per virtual user */
   GArray         *samples;       /* LoadSample */

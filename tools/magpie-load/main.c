@@ -130,6 +130,17 @@ replot (const char *dir)
   return write_outputs (report, opt_out ? opt_out : dir, FALSE);
 }
 
+/* /proc/loadavg's 1, 5 and 15 minute figures into @out; they stay NAN where it cannot be read. */
+static void
+read_loadavg (double out[3])
+{
+  g_autofree char *text = NULL;
+
+  if (!g_file_get_contents ("/proc/loadavg", &text, NULL, NULL) ||
+      sscanf (text, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3)
+    out[0] = out[1] = out[2] = NAN;
+}
+
 static char *
 command_line (int    argc,
               char **argv)
@@ -285,12 +296,14 @@ main (int    argc,
 
   report = load_report_new (plan, load_mode_name (mode), url, cmd);
   report->window_s = opt_window;
+  read_loadavg (report->loadavg[0]);
   if (!load_driver_run (&options, report, &error))
     {
       fprintf (stderr, "magpie-load: %s\n", error->message);
       return EXIT_RUN_FAILED;
     }
 
+  read_loadavg (report->loadavg[1]);
   if (getrusage (RUSAGE_SELF, &usage) == 0)
     report->cpu_s = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6 +
                     usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
