@@ -363,13 +363,54 @@ srv_http_authenticate (SrvContext        *ctx,
 }
 
 JsonObject *
+srv_http_parse_json (const char  *data,
+                     gsize        len,
+                     guint       *status,
+                     GError     **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr(GError) local = NULL;
+  JsonNode *root;
+
+  *status = SOUP_STATUS_BAD_REQUEST;
+  if (len > SRV_HTTP_JSON_BODY_MAX)
+    {
+      *status = SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                   "request body is %" G_GSIZE_FORMAT " bytes; at most %d are accepted",
+                   len, SRV_HTTP_JSON_BODY_MAX);
+      return NULL;
+    }
+  if (len == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body is empty; a JSON object is expected");
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body is not JSON: %s", local->message);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body must be a JSON object");
+      return NULL;
+    }
+  return json_object_ref (json_node_get_object (root));
+}
+
+JsonObject *
 srv_http_read_json (SoupServerMessage *msg)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr(GBytes) bytes = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
   g_autoptr(GError) error = NULL;
-  JsonNode *root;
+  JsonObject *o;
+  guint status;
   gsize len;
   const char *data;
 
@@ -382,26 +423,58 @@ srv_http_read_json (SoupServerMessage *msg)
     }
   bytes = soup_message_body_flatten (body);
   data = g_bytes_get_data (bytes, &len);
-  if (len == 0)
+  o = srv_http_parse_json (data, len, &status, &error);
+  if (o == NULL)
+    srv_reply_error (msg, status, status == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE
+                                  ? "too_large" : "bad_request", "%s", error->message);
+  return o;
+}
+
+gboolean
+srv_http_json_string (JsonObject  *o,
+                      const char  *name,
+                      gboolean     required,
+                      const char **out,
+                      GError     **error)
+{
+  JsonNode *node = json_object_get_member (o, name);
+
+  *out = NULL;
+  if (node == NULL || (!required && JSON_NODE_HOLDS_NULL (node)))
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body is empty; a JSON object is expected");
-      return NULL;
+      if (!required)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" is required", name);
+      return FALSE;
     }
-  if (!json_parser_load_from_data (parser, data, (gssize) len, &error))
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body is not JSON: %s", error->message);
-      return NULL;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" must be a string",
+                   name);
+      return FALSE;
     }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+gboolean
+srv_http_json_int (JsonObject  *o,
+                   const char  *name,
+                   gint64      *out,
+                   GError     **error)
+{
+  JsonNode *node = json_object_get_member (o, name);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body must be a JSON object");
-      return NULL;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" must be an integer",
+                   name);
+      return FALSE;
     }
-  return json_object_ref (json_node_get_object (root));
+  *out = json_node_get_int (node);
+  return TRUE;
 }
 
 gboolean
