@@ -290,6 +290,14 @@ mp_test_shared_data (const char *relative)
   return g_steal_pointer (&path);
 }
 
+double
+mp_test_slowdown (void)
+{
+  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
+
+  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
 char *
 mp_test_photo_model (const char *dir)
 {

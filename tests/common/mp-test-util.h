@@ -43,6 +43,9 @@ char         *mp_test_http_text        (SoupSession   *session,
                                         const char    *url,
                                         guint         *status);
 char         *mp_test_shared_data      (const char    *relative);
+/* How much to stretch a time bound: MAGPIE_TEST_SLOWDOWN, which the sanitizer and valgrind
+ * setups set (sanitized code runs 2-5x slower), else 1. */
+double        mp_test_slowdown         (void);
 /* SqueezeNet from the shared data set up in @dir as a photo model: photos.onnx (a link) and a
  * Caffe-style photos.json sidecar (BGR, mean subtraction, 256 then crop 224, ImageNet labels).
  * Returns the .onnx path, or NULL when the shared data lacks the model or its labels. */
