@@ -92,6 +92,17 @@ gboolean      srv_http_json_int       (JsonObject        *o,
                                        gint64            *out,
                                        GError           **error);
 
+/* The most body bytes a request to @path may send (the handlers hold them in memory). */
+typedef gint64 (*SrvHttpBodyLimitFunc) (const char *path,
+                                        gpointer    user_data);
+
+/* Bounds every request body that no early handler streams: over @limit's answer it is refused
+ * with 413 as it arrives (at once when Content-Length says so), and a Content-Encoding other
+ * than identity with 415, before anything is inflated or kept. */
+void          srv_http_bound_bodies   (SoupServer           *soup,
+                                       SrvHttpBodyLimitFunc  limit,
+                                       gpointer              user_data);
+
 /* Replies 405 with an Allow header unless the method is one of @allowed ("GET, HEAD").
  * Returns TRUE when the method is allowed. */
 gboolean      srv_http_check_method   (SoupServerMessage *msg,
