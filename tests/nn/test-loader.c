@@ -213,6 +213,51 @@ test_absurd_dims (void)
   expect_bad_initializer (2, small, 4096, "raw data");
 }
 
+/* Found by tests/fuzz/fuzz-onnx: Reshape multiplied the target dims before checking each,
+ * and 33554433 × 2^56 overflowed int64 (undefined behaviour) before the size check. */
+static void
+test_reshape_overflow (void)
+{
+  const gint64 target[2] = { 33554433, G_GINT64_CONSTANT (72057594037927940) };
+  const int64_t dims[2] = { 1, 4 };
+  GByteArray *graph = g_byte_array_new ();
+  GByteArray *node = g_byte_array_new ();
+  GByteArray *shape = g_byte_array_new ();
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) model = NULL;
+  guint8 raw[sizeof target];
+  gsize len;
+  const guint8 *data;
+
+  for (int i = 0; i < 2; i++)
+    {
+      guint64 le = GUINT64_TO_LE ((guint64) target[i]);
+
+      memcpy (raw + i * 8, &le, 8);
+    }
+  pb_varint_field (shape, 1, 2);              /* dims: [2] */
+  pb_varint_field (shape, 2, 7);              /* INT64 */
+  pb_string_field (shape, 8, "shape");
+  pb_bytes_field (shape, 9, raw, sizeof raw);
+  pb_string_field (node, 1, "X");
+  pb_string_field (node, 1, "shape");
+  pb_string_field (node, 2, "Y");
+  pb_string_field (node, 4, "Reshape");
+  pb_msg_field (graph, 1, node);
+  pb_string_field (graph, 2, "g");
+  pb_msg_field (graph, 5, shape);
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 2, dims));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 2, dims));
+  bytes = nn_test_model (graph, 13);
+  data = g_bytes_get_data (bytes, &len);
+  model = nn_model_new_from_data (data, len, &error);
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_assert_true (error->domain == NN_ERROR);
+  g_assert_nonnull (strstr (error->message, "shape is too large"));
+}
+
 static void
 test_undefined_value (void)
 {
@@ -271,6 +316,7 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/loader/opset", test_opset_and_ir);
   g_test_add_func ("/nn/loader/absurd-dims", test_absurd_dims);
   g_test_add_func ("/nn/loader/undefined-value", test_undefined_value);
+  g_test_add_func ("/nn/loader/reshape-overflow", test_reshape_overflow);
   g_test_add_func ("/nn/loader/bad-pb-tensor", test_bad_pb_tensor);
   return g_test_run ();
 }
