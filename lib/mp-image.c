@@ -17,6 +17,8 @@ typedef struct {
   int                  height;
   gboolean             shrink_after;  /* the decoder has no cheap downscale: we do it after */
   int                  rows_done;     /* rows the decoder reported, for truncation */
+  int                  rows_written;  /* of which before close (the JPEG loader makes up the
+                                       * rest of a short file at close, in grey) */
 } Probe;
 
 void
@@ -121,16 +123,19 @@ size_prepared_cb (GdkPixbufLoader *loader,
   shorter = MIN (width, height);
   if (limits->work_side > 0 && shorter > limits->work_side)
     {
-      double f = (double) limits->work_side / shorter;
+      /* libjpeg alone shrinks while decoding, by 1/2, 1/4 or 1/8 (DCT scaling): ask for exactly
+       * the largest such size still at least the working size. Any other size and the loader
+       * would scale the result itself and hide its progress (area-updated) meanwhile, which
+       * the truncation check needs. The rest of the shrink, and all of it for the other
+       * formats, which decode at full size, happens after. */
+      int d = 1;
 
-      /* Only libjpeg shrinks while decoding (DCT scaling); the others decode at full size and
-       * the loader would scale afterwards anyway, and hide its progress (area-updated) while
-       * doing so, which the truncation check needs. */
       if (format_is (gdk_pixbuf_loader_get_format (loader), "jpeg"))
-        gdk_pixbuf_loader_set_size (loader, MAX (1, (int) (width * f + 0.5)),
-                                    MAX (1, (int) (height * f + 0.5)));
-      else
-        probe->shrink_after = TRUE;
+        while (d < 8 && MIN (width / (2 * d), height / (2 * d)) >= limits->work_side)
+          d *= 2;
+      if (d > 1)
+        gdk_pixbuf_loader_set_size (loader, (width + d - 1) / d, (height + d - 1) / d);
+      probe->shrink_after = TRUE;
     }
 }
 
@@ -147,10 +152,11 @@ area_updated_cb (GdkPixbufLoader *loader,
   probe->rows_done = MAX (probe->rows_done, y + height);
 }
 
-/* gdk-pixbuf's PNG and WebP loaders hand back a truncated image without an error, the missing
- * rows blank. For PNG the rows that never arrived say so; the WebP loader reports the whole area
- * at close regardless, but its RIFF header states the file's length. (libjpeg reports
- * truncation itself.) */
+/* gdk-pixbuf's PNG, JPEG and WebP loaders hand back a truncated image without an error, the
+ * missing rows blank or grey. For PNG the rows that never arrived say so; the JPEG loader
+ * decodes rows as the bytes arrive and, at close, makes up those of a short file (a
+ * progressive JPEG cut short fails by itself); the WebP loader reports the whole area at close
+ * regardless, but its RIFF header states the file's length. */
 static gboolean
 truncated (const Probe     *probe,
            GdkPixbufFormat *format,
@@ -160,6 +166,8 @@ truncated (const Probe     *probe,
 {
   if (format_is (format, "png"))
     return probe->rows_done < gdk_pixbuf_get_height (pixbuf);
+  if (format_is (format, "jpeg"))
+    return probe->rows_written < gdk_pixbuf_get_height (pixbuf);
   if (format_is (format, "webp"))
     {
       guint32 riff_size;
@@ -195,7 +203,7 @@ mp_image_decode (const guint8        *data,
   g_autofree char *format_name = NULL;
   const char *sniffed;
   GdkPixbuf *raw;
-  Probe probe = { limits, NULL, 0, 0, FALSE, 0 };
+  Probe probe = { limits, NULL, 0, 0, FALSE, 0, 0 };
   gboolean ok = TRUE;
 
   g_return_val_if_fail (data != NULL || length == 0, NULL);
@@ -240,6 +248,7 @@ mp_image_decode (const guint8        *data,
   for (gsize off = 0; ok && off < length && probe.error == NULL; off += MP_IMAGE_FEED_CHUNK)
     ok = gdk_pixbuf_loader_write (loader, data + off, MIN (MP_IMAGE_FEED_CHUNK, length - off),
                                   &local_error);
+  probe.rows_written = probe.rows_done;
   /* close() must run in every case: a loader finalised while open warns. */
   if (!gdk_pixbuf_loader_close (loader, ok ? &local_error : NULL))
     ok = FALSE;
@@ -303,6 +312,36 @@ mp_image_decode (const guint8        *data,
       image->pixbuf = small;
     }
   return g_steal_pointer (&image);
+}
+
+MpImage *
+mp_image_load_file (const char          *path,
+                    const MpImageLimits *limits,
+                    GError             **error)
+{
+  g_autoptr(GMappedFile) map = NULL;
+  g_autoptr(GError) local = NULL;
+  MpImage *image;
+  gsize length;
+
+  g_return_val_if_fail (path != NULL && limits != NULL, NULL);
+
+  /* Mapped, not read: the byte limit is checked before a page of it is touched. */
+  map = g_mapped_file_new (path, FALSE, &local);
+  if (map == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  length = g_mapped_file_get_length (map);
+  image = mp_image_decode (length ? (const guint8 *) g_mapped_file_get_contents (map)
+                                  : (const guint8 *) "", length, limits, &local);
+  if (image == NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", path);
+      return NULL;
+    }
+  return image;
 }
 
 void

@@ -52,6 +52,10 @@ MpImage *mp_image_decode       (const guint8        *data,
                                 gsize                length,
                                 const MpImageLimits *limits,
                                 GError             **error);
+/* The file at @path, mapped and decoded as mp_image_decode() does; errors name the file. */
+MpImage *mp_image_load_file    (const char          *path,
+                                const MpImageLimits *limits,
+                                GError             **error);
 void     mp_image_free         (MpImage             *image);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpImage, mp_image_free)
