@@ -258,6 +258,63 @@ test_reshape_overflow (void)
   g_assert_nonnull (strstr (error->message, "shape is too large"));
 }
 
+static GByteArray *
+float_initializer (const char *name, int n)
+{
+  GByteArray *t = g_byte_array_new ();
+  g_autofree float *zeros = g_new0 (float, n);
+
+  pb_varint_field (t, 1, n);
+  pb_varint_field (t, 2, 1);
+  pb_string_field (t, 8, name);
+  pb_bytes_field (t, 9, (const guint8 *) zeros, n * sizeof (float));
+  return t;
+}
+
+static GByteArray *
+add_node (const char *a, const char *b, const char *out)
+{
+  GByteArray *node = g_byte_array_new ();
+
+  pb_string_field (node, 1, a);
+  pb_string_field (node, 1, b);
+  pb_string_field (node, 2, out);
+  pb_string_field (node, 4, "Add");
+  return node;
+}
+
+/* Found by tests/fuzz/fuzz-onnx (ASan): constant folding freed each node it folded but left
+ * it in the graph, so when a later constant node failed to plan, freeing the graph freed the
+ * folded ones again. Here (2) + (2) folds, then (2) + (3) cannot broadcast. */
+static void
+test_fold_failure (void)
+{
+  const int64_t dims[1] = { 2 };
+  GByteArray *graph = g_byte_array_new ();
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) model = NULL;
+  gsize len;
+  const guint8 *data;
+
+  pb_msg_field (graph, 1, add_node ("k1", "k2", "a"));
+  pb_msg_field (graph, 1, add_node ("a", "k3", "b"));
+  pb_msg_field (graph, 1, add_node ("X", "b", "Y"));
+  pb_string_field (graph, 2, "g");
+  pb_msg_field (graph, 5, float_initializer ("k1", 2));
+  pb_msg_field (graph, 5, float_initializer ("k2", 2));
+  pb_msg_field (graph, 5, float_initializer ("k3", 3));
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, dims));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, dims));
+  bytes = nn_test_model (graph, 13);
+  data = g_bytes_get_data (bytes, &len);
+  model = nn_model_new_from_data (data, len, &error);
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_assert_true (error->domain == NN_ERROR);
+  g_test_message ("%s", error->message);
+}
+
 static void
 test_undefined_value (void)
 {
@@ -317,6 +374,7 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/loader/absurd-dims", test_absurd_dims);
   g_test_add_func ("/nn/loader/undefined-value", test_undefined_value);
   g_test_add_func ("/nn/loader/reshape-overflow", test_reshape_overflow);
+  g_test_add_func ("/nn/loader/fold-failure", test_fold_failure);
   g_test_add_func ("/nn/loader/bad-pb-tensor", test_bad_pb_tensor);
   return g_test_run ();
 }
