@@ -2,8 +2,8 @@
  * server does with a decoded image: the digit preparation of POST /v1/predict/digit and the
  * photo model's resize and normalisation
  *
- * The limits are smaller than the server's (512×512 pixels instead of 50 MP, a working side of
- * 128 instead of 768) so that an image at the limit costs milliseconds under ASan, not
+ * The limits are smaller than the server's (256×256 pixels instead of 50 MP, a working side of
+ * 64 instead of 768) so that an image at the limit costs milliseconds under ASan, not
  * seconds; the checks are the same code. Properties: a decoded image is 8-bit RGB(A) with
  * positive dimensions within the limit; a refusal is an MP_IMAGE_ERROR with a reason.
  */
@@ -15,7 +15,7 @@
 #include "nn-digits.h"
 #include "nn-image.h"
 
-#define FUZZ_MAX_PIXELS (512 * 512)
+#define FUZZ_MAX_PIXELS (256 * 256)
 
 static NnImageConfig *photo_cfg;
 
@@ -44,7 +44,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   mp_image_limits_init (&limits);
   limits.max_pixels = FUZZ_MAX_PIXELS;
-  limits.work_side = 128;
+  limits.work_side = 64;
   image = mp_image_decode (data, size, &limits, &error);
   if (image == NULL)
     {
