@@ -23,9 +23,9 @@ import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
 from mp_magpied import Server  # noqa: E402
 
-failures = []
 SLOWDOWN = max(float(os.environ.get("MAGPIE_TEST_SLOWDOWN", "1")), 1.0)
 # A refusal answers within this; tagging a bad upload fails within TAG_S of its registration.
 REFUSE_S = 2.0 * SLOWDOWN
@@ -37,19 +37,7 @@ HWM_GROWTH_KB = 64 * 1024
 INFER_RSS_KB = 200 * 1024
 
 
-def check(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def skip(reason):
-    print("SKIP: " + reason)
-    sys.exit(77)
-
-
-for name in [k for k in os.environ if k.startswith("AWS_")]:
-    del os.environ[name]
+forget_aws_environment()
 try:
     import boto3
     import botocore.config
