@@ -38,6 +38,18 @@ load_and_maybe_run (const guint8 *data, gsize len)
   return TRUE;
 }
 
+/* @graph (consumed) as a model of opset 13, loaded. */
+static NnModel *
+load_graph (GByteArray  *graph,
+            GError     **error)
+{
+  g_autoptr(GBytes) bytes = nn_test_model (graph, 13);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+
+  return nn_model_new_from_data (data, len, error);
+}
+
 static void
 test_truncated (void)
 {
@@ -181,16 +193,11 @@ static void
 expect_bad_initializer (int ndim, const guint64 *dims, gsize raw_len, const char *fragment)
 {
   GByteArray *graph = relu_graph ("Relu");
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
-  gsize len;
-  const guint8 *data;
 
   pb_msg_field (graph, 5, tensor_proto ("W", ndim, dims, raw_len));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_error (error, NN_ERROR, NN_ERROR_INVALID);
   if (!strstr (error->message, fragment))
@@ -223,12 +230,9 @@ test_reshape_overflow (void)
   GByteArray *graph = g_byte_array_new ();
   GByteArray *node = g_byte_array_new ();
   GByteArray *shape = g_byte_array_new ();
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
   guint8 raw[sizeof target];
-  gsize len;
-  const guint8 *data;
 
   for (int i = 0; i < 2; i++)
     {
@@ -249,26 +253,11 @@ test_reshape_overflow (void)
   pb_msg_field (graph, 5, shape);
   pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 2, dims));
   pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 2, dims));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_nonnull (error);
   g_assert_true (error->domain == NN_ERROR);
   g_assert_nonnull (strstr (error->message, "shape is too large"));
-}
-
-static GByteArray *
-float_initializer (const char *name, int n)
-{
-  GByteArray *t = g_byte_array_new ();
-  g_autofree float *zeros = g_new0 (float, n);
-
-  pb_varint_field (t, 1, n);
-  pb_varint_field (t, 2, 1);
-  pb_string_field (t, 8, name);
-  pb_bytes_field (t, 9, (const guint8 *) zeros, n * sizeof (float));
-  return t;
 }
 
 static GByteArray *
@@ -290,25 +279,21 @@ static void
 test_fold_failure (void)
 {
   const int64_t dims[1] = { 2 };
+  const guint64 two[1] = { 2 }, three[1] = { 3 };
   GByteArray *graph = g_byte_array_new ();
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
-  gsize len;
-  const guint8 *data;
 
   pb_msg_field (graph, 1, add_node ("k1", "k2", "a"));
   pb_msg_field (graph, 1, add_node ("a", "k3", "b"));
   pb_msg_field (graph, 1, add_node ("X", "b", "Y"));
   pb_string_field (graph, 2, "g");
-  pb_msg_field (graph, 5, float_initializer ("k1", 2));
-  pb_msg_field (graph, 5, float_initializer ("k2", 2));
-  pb_msg_field (graph, 5, float_initializer ("k3", 3));
+  pb_msg_field (graph, 5, tensor_proto ("k1", 1, two, 2 * sizeof (float)));
+  pb_msg_field (graph, 5, tensor_proto ("k2", 1, two, 2 * sizeof (float)));
+  pb_msg_field (graph, 5, tensor_proto ("k3", 1, three, 3 * sizeof (float)));
   pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, dims));
   pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, dims));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_nonnull (error);
   g_assert_true (error->domain == NN_ERROR);
@@ -321,11 +306,8 @@ test_undefined_value (void)
   GByteArray *graph = g_byte_array_new ();
   GByteArray *node = g_byte_array_new ();
   const int64_t dims[1] = { 4 };
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
-  gsize len;
-  const guint8 *data;
 
   pb_string_field (node, 1, "X");
   pb_string_field (node, 1, "nowhere");
@@ -334,9 +316,7 @@ test_undefined_value (void)
   pb_msg_field (graph, 1, node);
   pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, dims));
   pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, dims));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_error (error, NN_ERROR, NN_ERROR_INVALID);
   g_assert_nonnull (strstr (error->message, "nowhere"));
