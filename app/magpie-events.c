@@ -73,6 +73,9 @@ schedule_reconnect (MagpieEvents *self)
   forget_partial_event (self);
   if (magpie_connection_get_state (self->connection) != MAGPIE_CONNECTION_STATE_ONLINE)
     return;
+  /* A stream that ends may be a server that went away: the connection checks at once, and if
+   * so the state change stops the reconnecting until the server is back. */
+  magpie_connection_refresh (self->connection);
   self->attempts = MIN (self->attempts + 1, 16);
   delay_ms = MIN ((gint64) 1000 << (self->attempts - 1), MAGPIE_EVENTS_MAX_BACKOFF_S * 1000);
   delay_ms = delay_ms / 2 + (gint64) (g_random_double () * delay_ms / 2);

@@ -1175,6 +1175,43 @@ v1_cb (SoupServer        *soup,
   srv_route_clear (&route);
 }
 
+/* With a shared catalog every api node must derive the same account secrets: the key lives
+ * in the catalog, written by the first node that starts. */
+static gboolean
+load_shared_account_key (SrvApi  *api,
+                         SrvDb   *db,
+                         GError **error)
+{
+  guint8 fresh[sizeof api->account_key];
+  g_autofree char *proposal = NULL;
+  g_autofree char *stored = NULL;
+  g_autofree guchar *raw = NULL;
+  gsize len = 0;
+
+  crypto_auth_hmacsha256_keygen (fresh);
+  proposal = g_base64_encode (fresh, sizeof fresh);
+  sodium_memzero (fresh, sizeof fresh);
+  stored = srv_db_setting_once (db, "account-key", proposal, error);
+  sodium_memzero (proposal, strlen (proposal));
+  if (stored == NULL)
+    {
+      g_prefix_error (error, "cannot read the account key from the catalog: ");
+      return FALSE;
+    }
+  raw = g_base64_decode (stored, &len);
+  sodium_memzero (stored, strlen (stored));
+  if (len != sizeof api->account_key)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the catalog's account key is damaged (%" G_GSIZE_FORMAT " bytes, expected %"
+                   G_GSIZE_FORMAT ")", len, sizeof api->account_key);
+      return FALSE;
+    }
+  memcpy (api->account_key, raw, len);
+  sodium_memzero (raw, len);
+  return TRUE;
+}
+
 /* Reads the account key from the data directory, making it on first start. */
 static gboolean
 load_account_key (SrvApi      *api,
@@ -1220,7 +1257,8 @@ srv_api_start (SrvContext  *ctx,
 
   if (sodium_init () < 0)
     g_error ("libsodium cannot initialise");
-  if (!load_account_key (api, ctx->config->data_dir, error))
+  if (srv_db_is_shared (ctx->db) ? !load_shared_account_key (api, ctx->db, error)
+                                 : !load_account_key (api, ctx->config->data_dir, error))
     return FALSE;
   if (ctx->config->s3_endpoint != NULL)
     {

@@ -152,6 +152,106 @@ test_memory (void)
   }
 }
 
+static gboolean
+is_in_keyring (gpointer user_data)
+{
+  return magpie_identity_get_in_keyring (user_data);
+}
+
+/* The secret the Secret Service holds for @server_url and @id, read by another client (libsecret
+ * through Python's GObject bindings, in a process of its own); NULL when it holds none. */
+static char *
+lookup_with_python (const char *server_url,
+                    const char *id)
+{
+  const char *script =
+    "import sys, gi\n"
+    "gi.require_version('Secret', '1')\n"
+    "from gi.repository import Secret\n"
+    "schema = Secret.Schema.new(sys.argv[1], Secret.SchemaFlags.NONE,\n"
+    "    {'server': Secret.SchemaAttributeType.STRING,\n"
+    "     'identity-id': Secret.SchemaAttributeType.STRING})\n"
+    "secret = Secret.password_lookup_sync(schema, {'server': sys.argv[2],\n"
+    "                                               'identity-id': sys.argv[3]}, None)\n"
+    "sys.stdout.write(secret if secret is not None else '')\n";
+  const char *argv[] = { "/usr/bin/python3", "-c", script, APPLICATION_ID ".Identity",
+                         server_url, id, NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, &out,
+                               &err, &status, &error));
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("python3 could not ask the Secret Service: %s", err);
+  return *out != '\0' ? g_steal_pointer (&out) : NULL;
+}
+
+/* A real Secret Service (gnome-keyring, unlocked, as tests/with-display.sh starts it): the
+ * guest identity's secret is stored there, another client reads the same secret back, a new
+ * run finds the same identity, and the secret is in no file, the keyring's own included. */
+static void
+test_keyring (void)
+{
+  g_autoptr(AppTestServer) server = NULL;
+  g_autoptr(SoupSession) session = soup_session_new ();
+  g_autoptr(MagpieIdentity) identity = magpie_identity_new (session);
+  g_autoptr(MagpieIdentity) next_run = magpie_identity_new (session);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *stored = NULL;
+  g_autofree char *home = NULL;
+  guint told = 0;
+
+  if (!g_file_test ("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE) ||
+      g_getenv ("XDG_RUNTIME_DIR") == NULL ||
+      !g_file_test (g_getenv ("XDG_RUNTIME_DIR"), G_FILE_TEST_IS_DIR))
+    {
+      g_test_skip ("no python3 to read the keyring back with, or no runtime dir");
+      return;
+    }
+  home = app_test_isolate_dirs ();
+  server = app_test_server_start ();
+  g_signal_connect (identity, "keyring-unavailable", G_CALLBACK (count_cb), &told);
+  g_assert_true (ensure (identity, server->url, &error));
+  g_assert_no_error (error);
+  if (!app_test_wait (is_in_keyring, identity, 20000) && told > 0)
+    {
+      /* No Secret Service here (gnome-keyring is not installed): the memory test covers it. */
+      g_test_skip ("no Secret Service in this session");
+      mp_test_rm_rf (home);
+      return;
+    }
+  g_assert_true (magpie_identity_get_in_keyring (identity));
+  g_assert_cmpuint (told, ==, 0);
+
+  stored = lookup_with_python (server->url, magpie_identity_get_id (identity));
+  g_assert_cmpstr (stored, ==, magpie_identity_get_secret (identity));
+
+  /* The next run of the app: the same identity, from the keyring, not a new guest. */
+  g_assert_true (ensure (next_run, server->url, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (magpie_identity_get_id (next_run), ==, magpie_identity_get_id (identity));
+  g_assert_cmpstr (magpie_identity_get_secret (next_run), ==, stored);
+  g_assert_true (magpie_identity_get_in_keyring (next_run));
+  check_credentials (next_run, server->url);
+
+  /* In no file: not the app's (its data, config and cache dirs), not the server's (which keeps
+   * a hash), not the keyring's (which keeps it encrypted), nothing in the session's runtime
+   * dir. The search itself finds a planted copy. */
+  g_assert_cmpuint (app_test_files_containing (home, stored), ==, 0);
+  g_assert_cmpuint (app_test_files_containing (server->data_dir, stored), ==, 0);
+  g_assert_cmpuint (app_test_files_containing (g_getenv ("XDG_RUNTIME_DIR"), stored), ==, 0);
+  {
+    g_autofree char *planted = g_build_filename (home, "data", "planted", NULL);
+
+    g_assert_true (g_file_set_contents (planted, stored, -1, NULL));
+    g_assert_cmpuint (app_test_files_containing (home, stored), ==, 1);
+  }
+  mp_test_rm_rf (home);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -160,5 +260,6 @@ main (int   argc,
 
   g_test_add_func ("/app/identity/schema", test_schema);
   g_test_add_func ("/app/identity/memory", test_memory);
+  g_test_add_func ("/app/identity/keyring", test_keyring);
   return g_test_run ();
 }

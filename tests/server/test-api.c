@@ -4,9 +4,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include "mp-test-util.h"
 #include "srv-api.h"
+#include "srv-db.h"
 #include "srv-token.h"
+
+
+/* The server's signing keys as it holds them: the data dir's keyring file, or with a shared
+ * (PostgreSQL) catalog the keyring stored in it. */
+static gboolean
+load_server_keyring (MpTestServer *server, SrvKeyring *keyring, gint64 now, GError **error)
+{
+  g_autofree char *keyring_path = g_build_filename (server->data_dir, "keyring", NULL);
+  g_autoptr(SrvDb) db = NULL;
+  g_autofree char *text = NULL;
+
+  if (!mp_test_db_is_postgresql ())
+    return srv_keyring_load (keyring, keyring_path, now, error);
+  g_assert_false (g_file_test (keyring_path, G_FILE_TEST_EXISTS));
+  db = srv_db_open (server->database, error);
+  if (db == NULL)
+    return FALSE;
+  /* The server stored it at start-up; this proposal is never written. */
+  text = srv_db_setting_once (db, "token-keyring", "unused", error);
+  g_assert_cmpstr (text, !=, "unused");
+  return text != NULL && srv_keyring_load_text (keyring, text, "catalog", now, error);
+}
 
 typedef struct {
   MpTestServer *server;
@@ -203,6 +228,18 @@ test_identities_create (Fixture       *f,
   g_assert_cmpstr (secret1, !=, secret2);
 
   /* Only the hash is stored: the secret appears nowhere in the catalog. */
+  if (mp_test_db_is_postgresql ())
+    {
+      PGconn *pg = PQconnectdb (f->server->database);
+      PGresult *r = PQexec (pg, "SELECT string_agg (i::text, ' ') FROM identities i");
+
+      g_assert_cmpint (PQresultStatus (r), ==, PGRES_TUPLES_OK);
+      g_assert_nonnull (strstr (PQgetvalue (r, 0, 0), id1));  /* the dump does hold the rows */
+      g_assert_null (strstr (PQgetvalue (r, 0, 0), secret1));
+      PQclear (r);
+      PQfinish (pg);
+    }
+  else
   {
     g_autofree char *catalog = g_build_filename (f->server->data_dir, "catalog.db", NULL);
     g_autofree char *wal = g_strconcat (catalog, "-wal", NULL);
@@ -243,7 +280,6 @@ check_credentials (Fixture    *f,
   g_autoptr(SrvKeyring) keyring = srv_keyring_new ();
   g_autoptr(SrvCredentials) verified = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *keyring_path = g_build_filename (f->server->data_dir, "keyring", NULL);
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   gint64 exp;
 
@@ -264,7 +300,7 @@ check_credentials (Fixture    *f,
   g_assert_cmpint (exp, <=, now + lifetime + 5);
 
   /* A real token: the server's keyring verifies it, for this identity and this prefix. */
-  g_assert_true (srv_keyring_load (keyring, keyring_path, now, &error));
+  g_assert_true (load_server_keyring (f->server, keyring, now, &error));
   g_assert_no_error (error);
   verified = srv_credentials_verify (keyring, json_object_get_string_member (o, "session_token"),
                                      now, &error);
@@ -545,7 +581,9 @@ test_sessions_rate_limit (Fixture       *f,
         g_autofree char *body = login_body (name, "whatever it is");
         g_autoptr(JsonNode) node = call (f, "POST", "/v1/sessions", NULL, body, &status);
 
-        g_assert_cmpint (attempts, <, 30);
+        /* Each attempt runs argon2: on a loaded machine more of the minute passes, and the
+         * bucket refills further. */
+        g_assert_cmpint (attempts, <, 30 * mp_test_slowdown ());
         if (status == 429)
           break;
         g_assert_cmpuint (status, ==, 401);
@@ -603,7 +641,6 @@ test_photos_auth (Fixture       *f,
 {
   g_autofree char *id = NULL;
   g_autofree char *token = new_token (f, &id);
-  g_autofree char *keyring_path = g_build_filename (f->server->data_dir, "keyring", NULL);
   g_autoptr(SrvKeyring) server_keys = srv_keyring_new ();
   g_autoptr(SrvKeyring) stranger_keys = srv_keyring_new ();
   g_autofree char *stranger_dir = mp_test_make_tmpdir ("magpie-stranger");
@@ -615,7 +652,7 @@ test_photos_auth (Fixture       *f,
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   const char *paths[] = { "/v1/photos", "/v1/photos/AAAAAAAAAAAAAAAAAAAAAA" };
 
-  g_assert_true (srv_keyring_load (server_keys, keyring_path, now, &error));
+  g_assert_true (load_server_keyring (f->server, server_keys, now, &error));
   g_assert_true (srv_keyring_load (stranger_keys, stranger_path, now, &error));
   g_assert_no_error (error);
   expired = mint_token (server_keys, id, now - 7200, 900);

@@ -43,7 +43,6 @@ register_burst (gpointer data)
 }
 
 
-
 static void
 test_burst (void)
 {
@@ -72,7 +71,7 @@ test_burst (void)
       return;
     }
   data_dir = g_build_filename (dir, "data", NULL);
-  catalog = g_build_filename (data_dir, "catalog.db", NULL);
+  catalog = mp_test_db_location (data_dir);
   args[1] = model;
 
   /* The objects are uploaded before the server starts (the store is one process's); the
