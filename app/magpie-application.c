@@ -164,7 +164,7 @@ preferences_action_cb (GSimpleAction *action,
   /* One preferences window at a time: a second would show the same settings twice. */
   if (preferences == NULL)
     {
-      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings));
+      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings, self->identity));
       gtk_window_set_transient_for (preferences, find_window (self, MAGPIE_TYPE_WINDOW));
       gtk_window_set_application (preferences, GTK_APPLICATION (self));
     }

@@ -386,6 +386,17 @@ server_url_changed_cb (MagpieEvents *self)
 }
 
 static void
+identity_changed_cb (MagpieEvents *self)
+{
+  MagpieIdentity *identity = magpie_credentials_get_identity (self->credentials);
+
+  /* NULL while a new identity is being found: the stream opened then asks for it. */
+  if (magpie_identity_get_id (identity) == NULL && self->stream == NULL)
+    return;
+  server_url_changed_cb (self);
+}
+
+static void
 magpie_events_dispose (GObject *object)
 {
   MagpieEvents *self = MAGPIE_EVENTS (object);
@@ -449,6 +460,9 @@ magpie_events_new (SoupSession       *session,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (connection, "notify::server-url",
                            G_CALLBACK (server_url_changed_cb), self, G_CONNECT_SWAPPED);
+  /* Signed in or out: another identity's stream, from its start. */
+  g_signal_connect_object (magpie_credentials_get_identity (credentials), "notify::id",
+                           G_CALLBACK (identity_changed_cb), self, G_CONNECT_SWAPPED);
   start (self);
   return self;
 }

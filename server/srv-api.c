@@ -282,24 +282,12 @@ get_string (SoupServerMessage  *msg,
             gboolean            required,
             const char        **out)
 {
-  JsonNode *node = json_object_get_member (o, name);
+  g_autoptr(GError) error = NULL;
 
-  *out = NULL;
-  if (node == NULL || (!required && JSON_NODE_HOLDS_NULL (node)))
-    {
-      if (!required)
-        return TRUE;
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "\"%s\" is required", name);
-      return FALSE;
-    }
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-    {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "\"%s\" must be a string", name);
-      return FALSE;
-    }
-  *out = json_node_get_string (node);
-  return TRUE;
+  if (srv_http_json_string (o, name, required, out, &error))
+    return TRUE;
+  srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "%s", error->message);
+  return FALSE;
 }
 
 /* An optional integer member; @out keeps its default when the member is absent or null. */
@@ -309,18 +297,12 @@ get_int (SoupServerMessage *msg,
          const char        *name,
          gint64            *out)
 {
-  JsonNode *node = json_object_get_member (o, name);
+  g_autoptr(GError) error = NULL;
 
-  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+  if (srv_http_json_int (o, name, out, &error))
     return TRUE;
-  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
-    {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "\"%s\" must be an integer", name);
-      return FALSE;
-    }
-  *out = json_node_get_int (node);
-  return TRUE;
+  srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "%s", error->message);
+  return FALSE;
 }
 
 /* The identity cache */

@@ -20,6 +20,12 @@
 #include "srv-s3.h"
 #include "srv-workers.h"
 
+/* Connections the kernel queues before magpied accepts them. GSocket's default of 10 overflows
+ * when a burst of clients connects at once (magpie-load at 10 new users a second): the kernel
+ * then drops handshakes, clients wait for 1 s / 3 s SYN retries, and some see resets. Linux
+ * caps this at net.core.somaxconn (4096 here). */
+#define SRV_LISTEN_BACKLOG 1024
+
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
 #define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
@@ -30,6 +36,22 @@ struct _SrvServer {
   char       *url;
   gint64      started_us;
 };
+
+/* What the REST handlers hold in memory: image bytes for the predict endpoints (the
+ * workers' decoding limit), a JSON document anywhere else. S3 bodies are spooled to disk
+ * by srv-s3.c and bounded there. */
+static gint64
+body_limit (const char *path,
+            gpointer    user_data)
+{
+  SrvServer *self = user_data;
+
+  if (!g_str_has_prefix (path, "/v1/predict/"))
+    return SRV_HTTP_JSON_BODY_MAX;
+  if (self->ctx.workers == NULL)
+    return MP_IMAGE_MAX_BYTES_DEFAULT;
+  return (gint64) srv_workers_get_limits (self->ctx.workers)->max_bytes;
+}
 
 static void
 healthz_cb (SoupServer        *soup,
@@ -326,6 +348,23 @@ url_for_listener (SoupServer *soup)
   return g_strdup_printf ("http://%s:%u", host, port);
 }
 
+/* A listening TCP socket on @address with SRV_LISTEN_BACKLOG (soup_server_listen() keeps
+ * GSocket's default). */
+static GSocket *
+listen_socket (GSocketAddress  *address,
+               GError         **error)
+{
+  g_autoptr(GSocket) socket = g_socket_new (g_socket_address_get_family (address),
+                                            G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_listen_backlog (socket, SRV_LISTEN_BACKLOG);
+  if (!g_socket_bind (socket, address, TRUE, error) || !g_socket_listen (socket, error))
+    return NULL;
+  return g_steal_pointer (&socket);
+}
+
 #define SRV_KEYRING_SETTING "token-keyring"
 
 /* The keyring from the shared catalog; the first node to start writes a fresh one there. */
@@ -369,6 +408,7 @@ srv_server_new (const SrvConfig *config,
   g_autoptr(SrvServer) self = g_new0 (SrvServer, 1);
   g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocket) listener = NULL;
   g_autofree char *keyring_path = NULL;
   g_autofree char *catalog_path = NULL;
   g_autofree char *store_dir = NULL;
@@ -445,6 +485,7 @@ srv_server_new (const SrvConfig *config,
   self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
                                 "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
+  srv_http_bound_bodies (self->soup, body_limit, self);
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
@@ -476,7 +517,8 @@ srv_server_new (const SrvConfig *config,
   inet = g_inet_address_new_from_string (config->listen_host);
   g_assert (inet != NULL);  /* srv_config_parse_listen() accepted only IP addresses */
   address = g_inet_socket_address_new (inet, config->listen_port);
-  if (!soup_server_listen (self->soup, address, 0, error))
+  listener = listen_socket (address, error);
+  if (listener == NULL || !soup_server_listen_socket (self->soup, listener, 0, error))
     {
       g_prefix_error (error, "cannot listen on %s: ", config->listen);
       return NULL;
