@@ -48,6 +48,8 @@ static const SrvOptionSpec option_specs[] = {
                                "(16 to 128 of A-Z, 0-9; needs --admin-secret-key)" },
   { "admin-secret-key", "SECRET", "Its secret, at least 32 characters (prefer "
                                   "MAGPIED_ADMIN_SECRET_KEY or the config file to a flag)" },
+  { "s3-events-secret", "SECRET", "Accept S3 event notifications on POST /v1/s3-events from "
+                                  "senders with this bearer token (32 to 256 characters)" },
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
@@ -121,6 +123,9 @@ srv_config_free (SrvConfig *config)
   if (config->admin_secret_key)
     memset (config->admin_secret_key, 0, strlen (config->admin_secret_key));
   g_free (config->admin_secret_key);
+  if (config->s3_events_secret)
+    memset (config->s3_events_secret, 0, strlen (config->s3_events_secret));
+  g_free (config->s3_events_secret);
   g_free (config->s3_endpoint);
   g_free (config->s3_public_endpoint);
   g_free (config->s3_region);
@@ -151,6 +156,7 @@ srv_config_copy (const SrvConfig *config)
   copy->tag_rules = g_strdup (config->tag_rules);
   copy->admin_access_key = g_strdup (config->admin_access_key);
   copy->admin_secret_key = g_strdup (config->admin_secret_key);
+  copy->s3_events_secret = g_strdup (config->s3_events_secret);
   copy->s3_endpoint = g_strdup (config->s3_endpoint);
   copy->s3_public_endpoint = g_strdup (config->s3_public_endpoint);
   copy->s3_region = g_strdup (config->s3_region);
@@ -595,6 +601,16 @@ apply (SrvConfig   *config,
           return FALSE;
         }
       set_str (&config->admin_secret_key, value);
+    }
+  else if (strcmp (name, "s3-events-secret") == 0)
+    {
+      if (strlen (value) < 32 || strlen (value) > 256)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--s3-events-secret must be 32 to 256 characters long");
+          return FALSE;
+        }
+      set_str (&config->s3_events_secret, value);
     }
   else if (strcmp (name, "s3-endpoint") == 0)
     return apply_url (&config->s3_endpoint, name, value, error);

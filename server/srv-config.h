@@ -50,6 +50,7 @@ typedef struct {
   guint        tag_top_k;
   char        *admin_access_key;  /* NULL, or a key pair that reaches the whole bucket ... */
   char        *admin_secret_key;  /* ... for backups and operators; never logged */
+  char        *s3_events_secret;  /* bearer of POST /v1/s3-events; NULL: the route is off */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
   guint        job_lease_ms;        /* a batch's lease: this plus a third of it per photo */
