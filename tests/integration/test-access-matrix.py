@@ -37,6 +37,8 @@ mc.need_botocore()
 BUCKET = "magpie"
 ADMIN = {"access_key_id": "MAGPIEMATRIXADMIN001",
          "secret_access_key": "operator-secret-for-the-access-matrix-0001"}
+# The webhook secret of POST /v1/s3-events: no identity and no operator key opens it.
+S3_EVENTS_SECRET = "webhook-secret-for-the-access-matrix-00001"
 COLUMNS = ["none", "bad-sig", "forged", "expired", "tampered", "other", "guest", "account",
            "guest>acct", "admin"]
 NA = "—"
@@ -453,6 +455,8 @@ def rest_rows(w, digit_ok, photo_ok):
          photo_ok, photo_ok, auth, auth),
         ("GET /v1/models", public("GET", "/v1/models"), "200", "200", auth, auth),
         ("GET /v1/models/photos", public("GET", "/v1/models/photos"), "200", "200", auth, auth),
+        ("POST /v1/s3-events", public("POST", "/v1/s3-events", {"Event": "s3:TestEvent"}),
+         "401 unauthorized", "401 unauthorized", "401 unauthorized", None),
     ]
 
 
@@ -507,7 +511,8 @@ def main():
         source = os.environ.get("MAGPIE_SOURCE_ROOT", os.environ.get("MAGPIE_SOURCE_DIR", "."))
         model = os.path.join(source, "data", "models", "photos.onnx")
         args = ["--admin-access-key", ADMIN["access_key_id"],
-                "--admin-secret-key", ADMIN["secret_access_key"], "--workers", "1:1"]
+                "--admin-secret-key", ADMIN["secret_access_key"], "--workers", "1:1",
+                "--s3-events-secret", S3_EVENTS_SECRET]
         if os.path.exists(model):
             args += ["--photo-model", model]
         server = Server(os.environ["MAGPIED"], tmp, args)
@@ -545,6 +550,12 @@ def main():
                 cells.append(got)
             rest_table.append((name, cells))
 
+        # POST /v1/s3-events opens to its shared secret, and to nothing in the matrix.
+        status, doc = mc.call("POST", server.url + "/v1/s3-events", {"Event": "s3:TestEvent"},
+                              S3_EVENTS_SECRET)
+        webhook = cell(status, error_code(doc))
+        check(webhook == "200", "POST /v1/s3-events with its shared secret: %s" % webhook)
+
         # Guests are a server setting: with --guests=no only accounts get identities, and an
         # account's credentials work as before.
         os.makedirs(os.path.join(tmp, "no-guests"))
@@ -574,6 +585,8 @@ def main():
               "account = C on its own; guest>acct = A on C's; admin = operator key pair")
         print("# HEAD answers carry no body, so no S3 code; DeleteObjects reports a refused "
               "key inside its 200 result")
+        print("# POST /v1/s3-events with the --s3-events-secret as its bearer token: %s"
+              % webhook)
         print("# with --guests=no: POST /v1/identities %s; an account's credentials %s"
               % (guests_off, account_on))
         ok = True
