@@ -37,6 +37,22 @@ struct _SrvServer {
   gint64      started_us;
 };
 
+/* What the REST handlers hold in memory: image bytes for the predict endpoints (the
+ * workers' decoding limit), a JSON document anywhere else. S3 bodies are spooled to disk
+ * by srv-s3.c and bounded there. */
+static gint64
+body_limit (const char *path,
+            gpointer    user_data)
+{
+  SrvServer *self = user_data;
+
+  if (!g_str_has_prefix (path, "/v1/predict/"))
+    return SRV_HTTP_JSON_BODY_MAX;
+  if (self->ctx.workers == NULL)
+    return MP_IMAGE_MAX_BYTES_DEFAULT;
+  return (gint64) srv_workers_get_limits (self->ctx.workers)->max_bytes;
+}
+
 static void
 healthz_cb (SoupServer        *soup,
             SoupServerMessage *msg,
@@ -469,6 +485,7 @@ srv_server_new (const SrvConfig *config,
   self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
                                 "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
+  srv_http_bound_bodies (self->soup, body_limit, self);
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
