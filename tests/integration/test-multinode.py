@@ -33,12 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
+import mp_magpied  # noqa: E402
 from mp_magpied import Server  # noqa: E402
 
 forget_aws_environment()
@@ -79,21 +79,7 @@ def sql(text):
 
 
 def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60 * SLOWDOWN) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw or b"null")
-        except ValueError:
-            return e.code, raw
+    return mp_magpied.call(method, url, body, token, timeout=60 * SLOWDOWN)
 
 
 class EventStream(threading.Thread):
