@@ -228,14 +228,20 @@ def main():
                 if len(registered) + len(errors) >= N // 4:
                     break
             time.sleep(0.05)
-        # Frozen first (SIGSTOP), so what the catalog says it holds is what it holds when the
-        # SIGKILL lands; a moment lets a commit already on the wire arrive. Holding nothing, it
-        # goes on (SIGCONT) and is caught again a little later.
+        # Once the catalog shows it holding jobs, it is frozen (SIGSTOP), so what the catalog
+        # says it holds is what it holds when the SIGKILL lands; a moment lets a commit already
+        # on the wire arrive. Holding nothing by then, it goes on (SIGCONT).
+        def held_by_victim():
+            return int(sql("SELECT count(*) FROM jobs WHERE state = 'leased' AND lease_owner "
+                           "LIKE '%s'" % owner_like)[0][0])
+
         while victim and time.time() < deadline:
+            if held_by_victim() == 0:
+                time.sleep(0.02)
+                continue
             os.kill(victim.proc.pid, signal.SIGSTOP)
             time.sleep(0.3)
-            held = int(sql("SELECT count(*) FROM jobs WHERE state = 'leased' AND lease_owner "
-                           "LIKE '%s'" % owner_like)[0][0])
+            held = held_by_victim()
             if held > 0:
                 os.kill(victim.proc.pid, signal.SIGKILL)
                 killed_at = time.time()
