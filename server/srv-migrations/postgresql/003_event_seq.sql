@@ -4,6 +4,9 @@
 -- holds the lock for that statement and its COMMIT, one round trip to its client fewer than
 -- the lock, the MAX(id) insert and the COMMIT took (under a burst, every other writer of an
 -- event waits for those round trips).
+-- Upgrading a fleet across this migration: stop the older nodes before starting newer ones.
+-- An older node still takes MAX(id) + 1 without the counter, and one of the two then fails
+-- its event's insert on the primary key.
 CREATE TABLE event_seq (
   one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
   id  BIGINT  NOT NULL
