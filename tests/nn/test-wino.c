@@ -86,47 +86,27 @@ fill (float *v, int64_t n, GRand *rand)
     v[i] = (float) g_rand_double_range (rand, -1.0, 1.0);
 }
 
+/* Runs F(m x m, 3x3) with kernels @isa on @x_nhwc and checks every output against @want
+ * within tol * @scale. */
 static void
-check_case (const WinoCase *c, int m, const char *isa, pthreadpool_t pool, GRand *rand)
+check_one (const WinoCase *c, const NnConvParams *p, const float *x_nhwc, const float *w,
+           const float *b, const float *want, const float *scale, int m, const char *isa,
+           pthreadpool_t pool)
 {
-  NnConvParams p = params_for (c);
-  const int64_t S = c->H * c->W, OS = p.out[1] * p.out[2];
+  const int64_t OS = p->out[1] * p->out[2], n_out = c->N * c->M * OS;
   const float lo = c->act == 0 ? -INFINITY : c->act == 1 ? 0.0f : -0.5f;
   const float hi = c->act == 2 ? 0.5f : INFINITY;
   const double tol = m == 4 ? 1e-5 : 1e-6;
-  g_autofree float *x = g_new (float, c->N * c->C * S);
-  g_autofree float *x_abs = g_new (float, c->N * c->C * S);
-  g_autofree float *x_nhwc = g_new (float, c->N * c->C * S);
-  g_autofree float *w = g_new (float, c->M * c->C * 9);
-  g_autofree float *w_abs = g_new (float, c->M * c->C * 9);
-  g_autofree float *b = g_new (float, c->M);
-  g_autofree float *b_abs = g_new (float, c->M);
-  g_autofree float *want = g_new (float, c->N * c->M * OS);
-  g_autofree float *scale = g_new (float, c->N * c->M * OS);
   /* a canary past the end catches a transform that stores a whole vector into the tail */
-  g_autofree float *got = g_new (float, c->N * c->M * OS + 16);
+  g_autofree float *got = g_new (float, n_out + 16);
   g_autofree float *scratch = NULL;
-  NnWino *wino;
+  NnWino *wino = nn_wino_new (p, w, c->bias ? b : NULL, m, lo, hi, isa, pool, 0);
   double worst = 0.0;
 
-  fill (x, c->N * c->C * S, rand);
-  fill (w, c->M * c->C * 9, rand);
-  fill (b, c->M, rand);
-  for (int64_t i = 0; i < c->N * c->C * S; i++)
-    x_abs[i] = fabsf (x[i]);
-  for (int64_t i = 0; i < c->M * c->C * 9; i++)
-    w_abs[i] = fabsf (w[i]);
-  for (int64_t i = 0; i < c->M; i++)
-    b_abs[i] = fabsf (b[i]);
-  nn_ref_conv (want, x, w, c->bias ? b : NULL, &p);
-  nn_ref_conv (scale, x_abs, w_abs, c->bias ? b_abs : NULL, &p);
-  to_nhwc (x_nhwc, x, c->N, c->C, S);
-
-  wino = nn_wino_new (&p, w, c->bias ? b : NULL, m, lo, hi, isa, pool, 0);
   g_assert_nonnull (wino);
   scratch = g_malloc (nn_wino_scratch (wino));
   for (int i = 0; i < 16; i++)
-    got[c->N * c->M * OS + i] = 12345.0f;
+    got[n_out + i] = 12345.0f;
   g_assert_true (nn_wino_setup (wino, x_nhwc, got, scratch));
   /* twice: a run must not depend on what the scratch held before */
   nn_wino_run (wino);
@@ -134,7 +114,7 @@ check_case (const WinoCase *c, int m, const char *isa, pthreadpool_t pool, GRand
   nn_wino_free (wino);
 
   for (int i = 0; i < 16; i++)
-    g_assert_cmpfloat (got[c->N * c->M * OS + i], ==, 12345.0f);
+    g_assert_cmpfloat (got[n_out + i], ==, 12345.0f);
   for (int64_t n = 0; n < c->N; n++)
     for (int64_t o = 0; o < c->M; o++)
       for (int64_t i = 0; i < OS; i++)
@@ -157,18 +137,50 @@ check_case (const WinoCase *c, int m, const char *isa, pthreadpool_t pool, GRand
                   (long) c->pr, pool ? "pool" : "serial", worst);
 }
 
+/* One case's data and references, then every tile size and instruction set on them. */
+static void
+check_case (const WinoCase *c, pthreadpool_t pool, GRand *rand)
+{
+  NnConvParams p = params_for (c);
+  const int64_t S = c->H * c->W, OS = p.out[1] * p.out[2];
+  const char *const *isas = nn_wino_isas ();
+  g_autofree float *x = g_new (float, c->N * c->C * S);
+  g_autofree float *x_abs = g_new (float, c->N * c->C * S);
+  g_autofree float *x_nhwc = g_new (float, c->N * c->C * S);
+  g_autofree float *w = g_new (float, c->M * c->C * 9);
+  g_autofree float *w_abs = g_new (float, c->M * c->C * 9);
+  g_autofree float *b = g_new (float, c->M);
+  g_autofree float *b_abs = g_new (float, c->M);
+  g_autofree float *want = g_new (float, c->N * c->M * OS);
+  g_autofree float *scale = g_new (float, c->N * c->M * OS);
+
+  fill (x, c->N * c->C * S, rand);
+  fill (w, c->M * c->C * 9, rand);
+  fill (b, c->M, rand);
+  for (int64_t i = 0; i < c->N * c->C * S; i++)
+    x_abs[i] = fabsf (x[i]);
+  for (int64_t i = 0; i < c->M * c->C * 9; i++)
+    w_abs[i] = fabsf (w[i]);
+  for (int64_t i = 0; i < c->M; i++)
+    b_abs[i] = fabsf (b[i]);
+  nn_ref_conv (want, x, w, c->bias ? b : NULL, &p);
+  nn_ref_conv (scale, x_abs, w_abs, c->bias ? b_abs : NULL, &p);
+  to_nhwc (x_nhwc, x, c->N, c->C, S);
+
+  g_assert_nonnull (isas[0]);
+  for (int k = 0; isas[k]; k++)
+    for (int m = 2; m <= 4; m += 2)
+      check_one (c, &p, x_nhwc, w, b, want, scale, m, isas[k], (k + m / 2) % 2 ? pool : NULL);
+}
+
 static void
 test_kernels (void)
 {
   g_autoptr(GRand) rand = g_rand_new_with_seed (31);
-  const char *const *isas = nn_wino_isas ();
   pthreadpool_t pool = pthreadpool_create (2);
 
-  g_assert_nonnull (isas[0]);
-  for (int k = 0; isas[k]; k++)
-    for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-      for (int m = 2; m <= 4; m += 2)
-        check_case (&cases[i], m, isas[k], (i + m / 2) % 2 ? pool : NULL, rand);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    check_case (&cases[i], pool, rand);
   pthreadpool_destroy (pool);
 }
 
