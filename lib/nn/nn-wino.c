@@ -17,6 +17,10 @@
 #define NN_WINO_ISA generic
 #include "nn-wino-kern.h"
 
+/* The rule's thresholds (nn_wino_pick) */
+#define NN_WINO_MIN_CHANNELS 32
+#define NN_WINO_MIN_TILES 32
+
 /* Past this many scratch bytes a layer keeps the direct convolution: the transformed
  * tensors are 2.25x (F(4x4)) or 4x (F(2x2)) the activations they come from. */
 #define NN_WINO_MAX_SCRATCH ((size_t) 512 << 20)
@@ -41,22 +45,18 @@ nn_wino_applies (const NnConvParams *p)
          p->out[1] > 0 && p->out[2] > 0 && p->N > 0 && p->C > 0 && p->M > 0;
 }
 
+/* MAGPIE_NN_WINOGRAD: "0" never, "2" or "4" that tile size wherever it applies, otherwise
+ * (unset, "auto") the engine's rule; -1 for the rule. Read at plan time, not per run. */
 static int
 forced_tile (void)
 {
-  static gsize once;
-  static int forced;
+  const char *v = g_getenv ("MAGPIE_NN_WINOGRAD");
 
-  if (g_once_init_enter (&once))
-    {
-      const char *v = g_getenv ("MAGPIE_NN_WINOGRAD");
-
-      /* -1: the engine decides */
-      forced = !v || !*v ? -1 : g_str_equal (v, "0") ? 0 : g_str_equal (v, "2") ? 2 :
-               g_str_equal (v, "4") ? 4 : -1;
-      g_once_init_leave (&once, 1);
-    }
-  return forced;
+  if (g_strcmp0 (v, "0") == 0)
+    return 0;
+  if (g_strcmp0 (v, "2") == 0 || g_strcmp0 (v, "4") == 0)
+    return v[0] - '0';
+  return -1;
 }
 
 static int64_t
@@ -65,11 +65,18 @@ round_up (int64_t v, int64_t to)
   return (v + to - 1) / to * to;
 }
 
+/* Tiles of a tile size over the whole batch: the rows of each point's product. */
+static int64_t
+tiles (const NnConvParams *p, int m)
+{
+  return p->N * ((p->out[1] + m - 1) / m) * ((p->out[2] + m - 1) / m);
+}
+
 static size_t
 scratch_for (const NnConvParams *p, int m)
 {
   const int64_t P = (m + 2) * (m + 2);
-  const int64_t T = p->N * ((p->out[1] + m - 1) / m) * ((p->out[2] + m - 1) / m);
+  const int64_t T = tiles (p, m);
 
   return (size_t) (P * T * (round_up (p->C, NN_WINO_CH_ALIGN) +
                             round_up (p->M, NN_WINO_CH_ALIGN))) * sizeof (float);
@@ -84,12 +91,18 @@ nn_wino_pick (const NnConvParams *p)
     return 0;
   if (m < 0)
     {
-      /* Measured on resnet18's layers (BENCHMARKS.md): the transforms cost about as much
-       * as the products save until both channel counts reach 64, and with 7x7 maps the
-       * per-point products are too thin for the transformed weights (4x larger) to pay off. */
-      if (p->C < 64 || p->M < 64 || p->out[1] * p->out[2] < 14 * 14)
+      /* The rule, from resnet18's layers measured one by one (BENCHMARKS.md). Each point's
+       * product reads its (C, M) weights once for all tiles; with few tiles that read, not
+       * the arithmetic, sets the time, and F(4x4)'s weights are 4x the direct ones. With
+       * few channels the transforms cost as much as the products save. */
+      if (p->C < NN_WINO_MIN_CHANNELS || p->M < NN_WINO_MIN_CHANNELS)
         return 0;
-      m = 4;
+      if (tiles (p, 4) >= NN_WINO_MIN_TILES)
+        m = 4;
+      else if (tiles (p, 2) >= NN_WINO_MIN_TILES)
+        m = 2;
+      else
+        return 0;
     }
   return scratch_for (p, m) <= NN_WINO_MAX_SCRATCH ? m : 0;
 }

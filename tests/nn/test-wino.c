@@ -2,8 +2,9 @@
  * accumulates in double: odd sizes, paddings 0 to 2 (asymmetric too), channel counts that
  * are not multiples of 16, batches of 1 and 3, fused Relu and Clip, F(2x2,3x3) and
  * F(4x4,3x3), every instruction set this CPU runs, with and without a thread pool. Then
- * whole models: the engine picks Winograd for a ResNet-sized layer and agrees with the
- * reference path.
+ * whole models: the engine picks Winograd for ResNet-sized layers (and either tile size
+ * when MAGPIE_NN_WINOGRAD forces it), fuses Relu and Clip, and agrees with the reference
+ * path.
  *
  * Tolerance: every output within tol * S of the reference, where S is the same convolution
  * over |x| and |w| plus |bias| (the sum the rounding errors scale with); tol is 1e-6 for
@@ -201,9 +202,25 @@ test_pick (void)
   p = params_for (&layer1);
   p.G = 2;
   g_assert_false (nn_wino_applies (&p));
+  /* resnet18 at batch 1: layer3 takes F(2x2) (16 F(4x4) tiles are too few for its weights),
+   * layer4 keeps the direct convolution, and at batch 8 both take F(4x4) */
+  p = params_for (&(WinoCase) { 1, 256, 256, 14, 14, 1, 1, 1, 1, 1, 1 });
+  g_assert_cmpint (nn_wino_pick (&p), ==, 2);
+  p.N = 8;
+  g_assert_cmpint (nn_wino_pick (&p), ==, 4);
+  p = params_for (&(WinoCase) { 1, 512, 512, 7, 7, 1, 1, 1, 1, 1, 1 });
+  g_assert_cmpint (nn_wino_pick (&p), ==, 0);
+  p.N = 8;
+  g_assert_cmpint (nn_wino_pick (&p), ==, 4);
   p = params_for (&tiny);
   g_assert_true (nn_wino_applies (&p));
   g_assert_cmpint (nn_wino_pick (&p), ==, 0);
+  g_setenv ("MAGPIE_NN_WINOGRAD", "2", TRUE);
+  g_assert_cmpint (nn_wino_pick (&p), ==, 2);
+  p = params_for (&layer1);
+  g_setenv ("MAGPIE_NN_WINOGRAD", "0", TRUE);
+  g_assert_cmpint (nn_wino_pick (&p), ==, 0);
+  g_unsetenv ("MAGPIE_NN_WINOGRAD");
   g_assert_null (nn_wino_new (&p, NULL, NULL, 4, 0.0f, 1.0f, "no-such-isa", NULL, 0));
 }
 
@@ -233,80 +250,135 @@ conv_kernel (const guint8 *data, gsize len, const NnTensor *x)
   return name;
 }
 
-/* ResNet-style Conv -> Relu at 64 channels on 14x14 (and a batch of 3): the fast path
- * takes Winograd and matches the reference kernels to 1e-4 relative or 1e-5 of the largest
- * output (a near-zero output carries the error of the whole 576-term sum) */
+static void
+add_node (GByteArray *graph, const char *op, const char *const *ins, const char *out,
+          GByteArray *attr)
+{
+  GByteArray *node = g_byte_array_new ();
+
+  for (int i = 0; ins[i]; i++)
+    pb_string_field (node, 1, ins[i]);
+  pb_string_field (node, 2, out);
+  pb_string_field (node, 4, op);
+  if (attr)
+    pb_msg_field (node, 5, attr);
+  pb_msg_field (graph, 1, node);
+}
+
+static void
+add_initializer (GByteArray *graph, const char *name, int ndim, const int64_t *dims,
+                 const float *data)
+{
+  GByteArray *t = g_byte_array_new ();
+  int64_t n = 1;
+
+  for (int i = 0; i < ndim; i++)
+    {
+      pb_varint_field (t, 1, (guint64) dims[i]);
+      n *= dims[i];
+    }
+  pb_varint_field (t, 2, 1);
+  pb_string_field (t, 8, name);
+  pb_bytes_field (t, 9, data, n * sizeof (float));
+  pb_msg_field (graph, 5, t);
+}
+
+/* Conv (+ Relu or Clip) as a model: with MAGPIE_NN_WINOGRAD at @env the fast path's plan
+ * takes the tile size nn_wino_pick() names, fuses the activation, and matches the reference
+ * kernels to 1e-4 relative or 1e-6 * 9C absolute: an output near zero carries the rounding
+ * of its whole 9C-term sum, whose size is about 9C * E|w| * E|x| = 9C here. */
+static void
+model_case (const WinoCase *c, const char *env, GRand *rand)
+{
+  GByteArray *graph = g_byte_array_new ();
+  GByteArray *attr = g_byte_array_new ();
+  NnConvParams p = params_for (c);
+  const int64_t in[4] = { c->N, c->C, c->H, c->W }, wdims[4] = { c->M, c->C, 3, 3 };
+  const int64_t bdims[1] = { c->M }, out_unknown[4] = { -1, -1, -1, -1 };
+  const int64_t pads[4] = { c->pt, c->pl, c->pb, c->pr };
+  const float lo = -0.5f, hi = 0.5f;
+  g_autofree float *wdata = g_new (float, c->M * c->C * 9);
+  g_autofree float *bdata = g_new (float, c->M);
+  g_autofree char *want_kernel = NULL;
+  g_autofree char *diff = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) fast = NULL;
+  g_autoptr(NnModel) ref = NULL;
+  g_autoptr(NnTensor) x = nn_tensor_new (NN_DTYPE_FLOAT, 4, in);
+  const guint8 *data;
+  gsize len;
+  int m;
+
+  if (env)
+    g_setenv ("MAGPIE_NN_WINOGRAD", env, TRUE);
+  else
+    g_unsetenv ("MAGPIE_NN_WINOGRAD");
+  m = nn_wino_pick (&p);
+  g_assert_cmpint (m, !=, 0);
+  want_kernel = g_strdup_printf ("wino-f%d", m);
+
+  pb_string_field (attr, 1, "pads");
+  pb_varint_field (attr, 20, 7);
+  for (int i = 0; i < 4; i++)
+    pb_varint_field (attr, 8, (guint64) pads[i]);
+  add_node (graph, "Conv", (const char *[]) { "X", "W", c->bias ? "B" : NULL, NULL },
+            c->act ? "T" : "Y", attr);
+  if (c->act == 1)
+    add_node (graph, "Relu", (const char *[]) { "T", NULL }, "Y", NULL);
+  if (c->act == 2)
+    {
+      add_node (graph, "Clip", (const char *[]) { "T", "lo", "hi", NULL }, "Y", NULL);
+      add_initializer (graph, "lo", 0, NULL, &lo);
+      add_initializer (graph, "hi", 0, NULL, &hi);
+    }
+  fill (wdata, c->M * c->C * 9, rand);
+  fill (bdata, c->M, rand);
+  add_initializer (graph, "W", 4, wdims, wdata);
+  if (c->bias)
+    add_initializer (graph, "B", 1, bdims, bdata);
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 4, in));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 4, out_unknown));
+  bytes = nn_test_model (graph, 13);
+  data = g_bytes_get_data (bytes, &len);
+
+  fast = nn_model_new_from_data (data, len, &error);
+  g_assert_no_error (error);
+  ref = nn_model_new_from_data (data, len, &error);
+  g_assert_no_error (error);
+  nn_model_set_fast (ref, FALSE);
+  nn_model_set_threads (fast, 2);
+  nn_test_fill_random (x, rand, -2.0, 2.0);
+  g_assert_true (nn_model_run (fast, x, 1, &error));
+  g_assert_no_error (error);
+  g_assert_true (nn_model_run (ref, x, 1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (conv_kernel (data, len, x), ==, want_kernel);
+  diff = nn_test_compare (nn_model_get_output (fast, 0), nn_model_get_output (ref, 0), 1e-4,
+                          1e-6 * 9 * c->C);
+  if (diff)
+    g_error ("%s N%ld C%ld M%ld %ldx%ld act %d: %s", want_kernel, (long) c->N, (long) c->C,
+             (long) c->M, (long) c->H, (long) c->W, c->act, diff);
+  g_unsetenv ("MAGPIE_NN_WINOGRAD");
+}
+
 static void
 test_model (void)
 {
   g_autoptr(GRand) rand = g_rand_new_with_seed (32);
+  /* the engine's own choice on ResNet-sized layers, then each tile size forced on small,
+   * odd ones */
+  const WinoCase resnet[] = {
+    { 1, 64, 64, 28, 28, 1, 1, 1, 1, 1, 1 },
+    { 1, 128, 96, 14, 14, 1, 1, 1, 1, 1, 0 },
+    { 3, 64, 80, 14, 14, 1, 1, 1, 1, 2, 1 },
+  };
 
-  for (int64_t N = 1; N <= 3; N += 2)
-    {
-      GByteArray *graph = g_byte_array_new ();
-      GByteArray *node = g_byte_array_new ();
-      GByteArray *relu = g_byte_array_new ();
-      GByteArray *attr = g_byte_array_new ();
-      GByteArray *t = g_byte_array_new ();
-      const int64_t C = 64, M = 80, in[4] = { N, C, 14, 14 }, wdims[4] = { M, C, 3, 3 };
-      const int64_t out_unknown[4] = { -1, -1, -1, -1 };
-      g_autofree float *wdata = g_new (float, M * C * 9);
-      g_autoptr(GBytes) bytes = NULL;
-      g_autoptr(GError) error = NULL;
-      g_autoptr(NnModel) fast = NULL;
-      g_autoptr(NnModel) ref = NULL;
-      g_autoptr(NnTensor) x = nn_tensor_new (NN_DTYPE_FLOAT, 4, in);
-      g_autofree char *diff = NULL;
-      const guint8 *data;
-      const NnTensor *want;
-      float peak = 0.0f;
-      gsize len;
-
-      pb_string_field (node, 1, "X");
-      pb_string_field (node, 1, "W");
-      pb_string_field (node, 2, "T");
-      pb_string_field (node, 4, "Conv");
-      pb_string_field (attr, 1, "pads");
-      pb_varint_field (attr, 20, 7);
-      for (int i = 0; i < 4; i++)
-        pb_varint_field (attr, 8, 1);
-      pb_msg_field (node, 5, attr);
-      pb_msg_field (graph, 1, node);
-      pb_string_field (relu, 1, "T");
-      pb_string_field (relu, 2, "Y");
-      pb_string_field (relu, 4, "Relu");
-      pb_msg_field (graph, 1, relu);
-      for (int i = 0; i < 4; i++)
-        pb_varint_field (t, 1, (guint64) wdims[i]);
-      pb_varint_field (t, 2, 1);
-      pb_string_field (t, 8, "W");
-      fill (wdata, M * C * 9, rand);
-      pb_bytes_field (t, 9, wdata, M * C * 9 * sizeof (float));
-      pb_msg_field (graph, 5, t);
-      pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 4, in));
-      pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 4, out_unknown));
-      bytes = nn_test_model (graph, 13);
-      data = g_bytes_get_data (bytes, &len);
-
-      fast = nn_model_new_from_data (data, len, &error);
-      g_assert_no_error (error);
-      ref = nn_model_new_from_data (data, len, &error);
-      g_assert_no_error (error);
-      nn_model_set_fast (ref, FALSE);
-      nn_model_set_threads (fast, 2);
-      nn_test_fill_random (x, rand, -2.0, 2.0);
-      g_assert_true (nn_model_run (fast, x, 1, &error));
-      g_assert_no_error (error);
-      g_assert_true (nn_model_run (ref, x, 1, &error));
-      g_assert_no_error (error);
-      g_assert_cmpstr (conv_kernel (data, len, x), ==, "wino-f4");
-      want = nn_model_get_output (ref, 0);
-      for (int64_t i = 0; i < nn_tensor_numel (want); i++)
-        peak = MAX (peak, fabsf (((const float *) want->data)[i]));
-      diff = nn_test_compare (nn_model_get_output (fast, 0), want, 1e-4, 1e-5 * peak);
-      if (diff)
-        g_error ("Winograd Conv+Relu N%ld (outputs up to %g): %s", (long) N, peak, diff);
-    }
+  for (gsize i = 0; i < G_N_ELEMENTS (resnet); i++)
+    model_case (&resnet[i], NULL, rand);
+  for (gsize i = 0; i < 8; i++)
+    for (int m = 2; m <= 4; m += 2)
+      model_case (&cases[i], m == 2 ? "2" : "4", rand);
 }
 
 int
