@@ -74,17 +74,32 @@ row["noisy"] = os.environ["NOISY"] == "true"
 print(json.dumps(row))' <"$tmp/row.json" >>"$results"
     done
     if [ "$with_magpie" = 1 ]; then
-      echo "nn-bench-table: $model batch $batch magpie" >&2
-      # A model Magpie cannot run yet is a row that says so, not the end of the table.
-      if ! out=$("$magpie_bench" --model "$tmp/$model.onnx" --batch "$batch" \
-                   --threads "$threads" --seconds "$seconds"); then
-        out='{"failed": true}'
-      fi
-      printf '%s\n' "$out" | MODEL=$model BATCH=$batch THREADS=$threads /usr/bin/python3 -c '
+      # The same quiet wait, noise check and retries as the peers get.
+      noisy=false
+      for attempt in 1 2 3; do
+        echo "nn-bench-table: $model batch $batch magpie (attempt $attempt)" >&2
+        # A model Magpie cannot run yet is a row that says so, not the end of the table.
+        if ! out=$("${peer[@]}" timed --quiet-wait 60 -- "$magpie_bench" \
+                     --model "$tmp/$model.onnx" --batch "$batch" --threads "$threads" \
+                     --seconds "$seconds" 2>"$tmp/row.err"); then
+          cat "$tmp/row.err" >&2
+          out='{"failed": true}'
+          break
+        fi
+        noisy=false
+        if grep -q '^nn-peer: noisy:' "$tmp/row.err"; then
+          noisy=true
+          grep '^nn-peer: noisy:' "$tmp/row.err" >&2
+          [ "$attempt" -lt 3 ] && continue
+        fi
+        break
+      done
+      printf '%s\n' "$out" | MODEL=$model BATCH=$batch THREADS=$threads NOISY=$noisy \
+        /usr/bin/python3 -c '
 import json, os, sys
 row = json.loads(sys.stdin.read())
 row.update(engine="magpie", model=os.environ["MODEL"], batch=int(os.environ["BATCH"]),
-           threads=int(os.environ["THREADS"]))
+           threads=int(os.environ["THREADS"]), noisy=os.environ["NOISY"] == "true")
 print(json.dumps(row))' >>"$results"
     fi
   done
