@@ -4,9 +4,10 @@
  * -m flags. The including file defines NN_WINO_VW (vector width in floats) and NN_WINO_ISA
  * (the suffix of the kernel table's name). Each function handles the tiles [t0, t1).
  *
- * Layouts: x (N,H,W,C), o (N,OH,OW,M); the transformed input v is (P, T, Cp) and the
- * per-point products y are (P, T, Mp), P = (m+2)^2 points, T tiles, Cp and Mp the channel
- * counts rounded up to NN_WINO_CH_ALIGN. */
+ * Layouts: x (N,H,W,C), o (N,OH,OW,M); the transformed input v holds Cp floats per tile and
+ * point, at v + t * v_tile + point * v_point, and the products y Mp floats at
+ * y + t * y_tile + point * y_point (P = (m+2)^2 points, T tiles, Cp and Mp the channel
+ * counts rounded up to NN_WINO_CH_ALIGN). */
 
 #include <string.h>
 
@@ -91,7 +92,7 @@ NN_WINO_FN (nn_wino_input_f2) (const NnWinoShape *s, int64_t t0, int64_t t1)
     {
       gboolean row_ok[4], col_ok[4];
       const float *base = tile_window (s, t, 4, row_ok, col_ok);
-      float *vt = s->v + t * s->Cp;
+      float *vt = s->v + t * s->v_tile;
 
       for (int64_t c = 0; c < s->Cp; c += NN_WINO_VW)
         {
@@ -119,8 +120,8 @@ NN_WINO_FN (nn_wino_input_f2) (const NnWinoShape *s, int64_t t0, int64_t t1)
           for (int i = 0; i < 4; i++)
             {
               vf d0 = u[i][0], d1 = u[i][1], d2 = u[i][2], d3 = u[i][3];
-              float *o = vt + (int64_t) (i * 4) * s->T * s->Cp + c;
-              const int64_t step = s->T * s->Cp;
+              float *o = vt + (int64_t) (i * 4) * s->v_point + c;
+              const int64_t step = s->v_point;
 
               store_full (o, d0 - d2);
               store_full (o + step, d1 + d2);
@@ -149,13 +150,13 @@ NN_WINO_FN (nn_wino_input_f2) (const NnWinoShape *s, int64_t t0, int64_t t1)
 static void
 NN_WINO_FN (nn_wino_input_f4) (const NnWinoShape *s, int64_t t0, int64_t t1)
 {
-  const int64_t step = s->T * s->Cp;
+  const int64_t step = s->v_point;
 
   for (int64_t t = t0; t < t1; t++)
     {
       gboolean row_ok[6], col_ok[6];
       const float *base = tile_window (s, t, 6, row_ok, col_ok);
-      float *vt = s->v + t * s->Cp;
+      float *vt = s->v + t * s->v_tile;
 
       for (int64_t c = 0; c < s->Cp; c += NN_WINO_VW)
         {
@@ -212,14 +213,14 @@ tile_out (const NnWinoShape *s, int64_t t, int64_t *rows, int64_t *cols)
 static void
 NN_WINO_FN (nn_wino_output_f2) (const NnWinoShape *s, int64_t t0, int64_t t1)
 {
-  const int64_t step = s->T * s->Mp;
+  const int64_t step = s->y_point;
   const vf lo = (vf) { 0 } + s->lo, hi = (vf) { 0 } + s->hi;
 
   for (int64_t t = t0; t < t1; t++)
     {
       int64_t rows, cols;
       float *ot = tile_out (s, t, &rows, &cols);
-      const float *yt = s->y + t * s->Mp;
+      const float *yt = s->y + t * s->y_tile;
 
       for (int64_t c = 0; c < s->M; c += NN_WINO_VW)
         {
@@ -267,14 +268,14 @@ NN_WINO_FN (nn_wino_output_f2) (const NnWinoShape *s, int64_t t0, int64_t t1)
 static void
 NN_WINO_FN (nn_wino_output_f4) (const NnWinoShape *s, int64_t t0, int64_t t1)
 {
-  const int64_t step = s->T * s->Mp;
+  const int64_t step = s->y_point;
   const vf lo = (vf) { 0 } + s->lo, hi = (vf) { 0 } + s->hi;
 
   for (int64_t t = t0; t < t1; t++)
     {
       int64_t rows, cols;
       float *ot = tile_out (s, t, &rows, &cols);
-      const float *yt = s->y + t * s->Mp;
+      const float *yt = s->y + t * s->y_tile;
 
       for (int64_t c = 0; c < s->M; c += NN_WINO_VW)
         {

@@ -225,6 +225,12 @@ nn_wino_new (const NnConvParams *p, const float *w, const float *bias, int m, fl
   s->T = s->N * s->th * s->tw;
   s->Cp = round_up (s->C, NN_WINO_CH_ALIGN);
   s->Mp = round_up (s->M, NN_WINO_CH_ALIGN);
+  /* tile-major: a tile's transform writes (and reads back) one contiguous run of P
+   * vectors; each point's product reads and writes its rows P vectors apart */
+  s->v_point = s->Cp;
+  s->v_tile = wino->P * s->Cp;
+  s->y_point = s->Mp;
+  s->y_tile = wino->P * s->Mp;
   s->lo = lo;
   s->hi = hi;
   wino->bias = g_new0 (float, s->Mp);
@@ -235,7 +241,8 @@ nn_wino_new (const NnConvParams *p, const float *w, const float *bias, int m, fl
   u = g_new (float, (size_t) wino->P * s->M * s->C);
   transform_weights (u, w, s->M, s->C, m);
   for (int i = 0; i < wino->P; i++)
-    if (xnn_create_fully_connected_nc_f32 (s->C, s->M, s->Cp, s->Mp, u + (int64_t) i * s->M * s->C,
+    if (xnn_create_fully_connected_nc_f32 (s->C, s->M, s->v_tile, s->y_tile,
+                                           u + (int64_t) i * s->M * s->C,
                                            NULL, -INFINITY, INFINITY, 0,
                                            &wino->fc[i]) != xnn_status_success)
       {
@@ -264,9 +271,8 @@ nn_wino_setup (NnWino *wino, const float *in, float *out, float *scratch)
   /* a few tasks per thread, so that one held up by the scheduler is made up by the others */
   wino->chunk = MAX (1, (size_t) s->T / (threads * 4));
   for (int i = 0; i < wino->P; i++)
-    if (xnn_setup_fully_connected_nc_f32 (wino->fc[i], s->T, s->v + (size_t) i * s->T * s->Cp,
-                                          s->y + (size_t) i * s->T * s->Mp,
-                                          NULL) != xnn_status_success)
+    if (xnn_setup_fully_connected_nc_f32 (wino->fc[i], s->T, s->v + i * s->v_point,
+                                          s->y + i * s->y_point, NULL) != xnn_status_success)
       return FALSE;
   return TRUE;
 }

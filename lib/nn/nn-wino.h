@@ -62,11 +62,13 @@ typedef struct {
   int64_t      m;                /* output tile size */
   int64_t      th, tw, T;        /* tiles down, across, in all */
   int64_t      Cp, Mp;           /* C and M rounded up to NN_WINO_CH_ALIGN */
+  int64_t      v_tile, v_point;  /* strides (floats) in v between tiles and between points */
+  int64_t      y_tile, y_point;
   float        lo, hi;
   const float *x;                /* input */
   float       *o;                /* output */
-  float       *v;                /* transformed input (P, T, Cp) */
-  float       *y;                /* products (P, T, Mp) */
+  float       *v;                /* transformed input, (T, P, Cp) */
+  float       *y;                /* products, (T, P, Mp) */
   const float *bias;             /* (Mp), zero padded */
 } NnWinoShape;
 
