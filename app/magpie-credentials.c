@@ -31,6 +31,7 @@ s3_credentials_clear (MagpieS3Credentials *c)
   g_free (c->access_key_id);
   g_free (c->secret_access_key);
   g_free (c->session_token);
+  g_free (c->api_token);
   g_free (c->endpoint);
   g_free (c->region);
   g_free (c->bucket);
@@ -166,6 +167,10 @@ parse_credentials (JsonNode             *body,
   c->access_key_id = g_strdup (magpie_api_get_string (body, "access_key_id"));
   c->secret_access_key = g_strdup (magpie_api_get_string (body, "secret_access_key"));
   c->session_token = g_strdup (magpie_api_get_string (body, "session_token"));
+  /* Servers before remote stores sent no api_token; their session token was the bearer. */
+  c->api_token = g_strdup (magpie_api_get_string (body, "api_token"));
+  if (c->api_token == NULL)
+    c->api_token = g_strdup (c->session_token);
   c->endpoint = g_strdup (magpie_api_get_string (body, "endpoint"));
   c->region = g_strdup (magpie_api_get_string (body, "region"));
   c->bucket = g_strdup (magpie_api_get_string (body, "bucket"));

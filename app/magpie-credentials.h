@@ -12,6 +12,8 @@ typedef struct {
   char   *access_key_id;
   char   *secret_access_key;
   char   *session_token;
+  char   *api_token;      /* the REST bearer: session_token means nothing to magpied when the
+                           * S3 keys come from a remote store's STS */
   char   *endpoint;
   char   *region;
   char   *bucket;

@@ -242,7 +242,7 @@ reconcile_page (Reconcile  *r,
                                            escaped != NULL ? escaped : "");
 
   magpie_api_request_async (r->self->session, "GET", r->server_url, path,
-                            r->creds->session_token, NULL, r->cancellable, page_cb, r);
+                            r->creds->api_token, NULL, r->cancellable, page_cb, r);
 }
 
 static void
@@ -321,7 +321,7 @@ credentials_cb (GObject      *object,
       return;
     }
   headers = soup_message_get_request_headers (message);
-  bearer = g_strconcat ("Bearer ", r->creds->session_token, NULL);
+  bearer = g_strconcat ("Bearer ", r->creds->api_token, NULL);
   soup_message_headers_replace (headers, "Authorization", bearer);
   soup_message_headers_replace (headers, "Accept", "text/event-stream");
   if (self->last_event_id != NULL)

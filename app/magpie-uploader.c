@@ -161,7 +161,7 @@ register_photo (Upload *up)
   root = json_builder_get_root (builder);
   body = json_to_string (root, FALSE);
   magpie_api_request_async (up->self->session, "POST", up->server_url, "/v1/photos",
-                            up->creds->session_token, body, up->self->cancellable,
+                            up->creds->api_token, body, up->self->cancellable,
                             registered_cb, up);
 }
 

@@ -18,6 +18,7 @@
 #include "srv-ratelimit.h"
 #include "srv-reply.h"
 #include "srv-route.h"
+#include "srv-sts.h"
 
 /* `disabled` is the one field of an identity that changes, so a cached identity is trusted
  * for a minute: a disable takes hold within that, and a busy client costs one catalog read
@@ -26,6 +27,10 @@
 /* About 100 bytes an entry: 10 MB at most. A full cache starts over rather than keeping
  * LRU order on the hot path; refilling costs one catalog read per active identity. */
 #define SRV_API_CACHE_MAX      100000
+/* STS credentials handed out again to the same identity while this fresh: a client that asks
+ * in a loop costs one AssumeRole per five minutes (STS throttles per account), and what it
+ * gets still has at least three quarters of the lifetime it asked for. */
+#define SRV_API_STS_REUSE_MAX_US  (300 * G_USEC_PER_SEC)
 
 /* Sign-in attempts: five a minute for one account stops online guessing cold while a person
  * who mistypes twice never notices; twenty a minute from one address covers a household
@@ -66,10 +71,28 @@ typedef struct {
   gint64           expires_us;
 } CachedIdentity;
 
+typedef struct {
+  SrvStsCredentials *creds;
+  gint64             lifetime_s;   /* what was asked for */
+  gint64             issued_us;    /* monotonic */
+} CachedSts;
+
+static void
+cached_sts_free (gpointer data)
+{
+  CachedSts *entry = data;
+
+  srv_sts_credentials_free (entry->creds);
+  g_free (entry);
+}
+
 struct _SrvApi {
   SrvContext   *ctx;
   GMutex        cache_lock;
   GHashTable   *cache;            /* identity id → CachedIdentity */
+  GHashTable   *sts_cache;        /* identity id → CachedSts; under cache_lock */
+  SrvSts       *sts;              /* NULL with the embedded store */
+  char         *sts_partition;    /* of the role ARN, for the session policy's S3 ARNs */
   guint8        account_key[crypto_auth_hmacsha256_KEYBYTES];
   /* Main context only. */
   SrvRateLimit *by_account;       /* sign-in attempts per username */
@@ -202,6 +225,19 @@ error_status (const GError  *error,
     {
       *code = "bad_request";
       return SOUP_STATUS_BAD_REQUEST;
+    }
+  if (g_error_matches (error, SRV_STS_ERROR, SRV_STS_ERROR_UNAVAILABLE) ||
+      g_error_matches (error, SRV_STORE_ERROR, SRV_STORE_ERROR_UNAVAILABLE))
+    {
+      *code = "store_unavailable";
+      return SOUP_STATUS_SERVICE_UNAVAILABLE;
+    }
+  if (error->domain == SRV_STS_ERROR ||
+      g_error_matches (error, SRV_STORE_ERROR, SRV_STORE_ERROR_ACCESS_DENIED))
+    {
+      /* The remote store refused us, not the client: an operator has to look. */
+      *code = "store_refused";
+      return SOUP_STATUS_BAD_GATEWAY;
     }
   *code = "internal";
   return SOUP_STATUS_INTERNAL_SERVER_ERROR;
@@ -436,7 +472,59 @@ credentials_request_free (gpointer data)
   g_free (req);
 }
 
-/* Checks @secret against @identity and mints. Returns the reply body, or NULL with @error. */
+/* AssumeRole at the remote store's STS for @identity_id, or a recent answer for the same
+ * lifetime again. Blocks: call from the blocking pool only. */
+static SrvStsCredentials *
+remote_credentials (SrvApi      *api,
+                    const char  *identity_id,
+                    const char  *prefix,
+                    gint64       lifetime_s,
+                    GError     **error)
+{
+  SrvContext *ctx = api->ctx;
+  gint64 now = g_get_monotonic_time ();
+  gint64 reuse_us = MIN (SRV_API_STS_REUSE_MAX_US, lifetime_s * G_USEC_PER_SEC / 4);
+  g_autofree char *policy = NULL;
+  g_autofree char *session_name = NULL;
+  SrvStsCredentials *creds = NULL;
+  CachedSts *entry;
+
+  g_mutex_lock (&api->cache_lock);
+  entry = g_hash_table_lookup (api->sts_cache, identity_id);
+  if (entry != NULL && entry->lifetime_s == lifetime_s && now - entry->issued_us <= reuse_us)
+    creds = srv_sts_credentials_copy (entry->creds);
+  g_mutex_unlock (&api->cache_lock);
+  if (creds != NULL)
+    {
+      srv_metrics_add (ctx->metrics, "magpied_sts_requests_total", "result=\"cached\"", 1);
+      return creds;
+    }
+
+  policy = srv_sts_session_policy (api->sts_partition, ctx->config->bucket, prefix);
+  session_name = srv_sts_session_name (identity_id);
+  creds = srv_sts_assume_role (api->sts, ctx->config->sts_role_arn, session_name, policy,
+                               lifetime_s, error);
+  if (creds == NULL)
+    {
+      srv_metrics_add (ctx->metrics, "magpied_sts_requests_total", "result=\"error\"", 1);
+      return NULL;
+    }
+  srv_metrics_add (ctx->metrics, "magpied_sts_requests_total", "result=\"ok\"", 1);
+
+  entry = g_new0 (CachedSts, 1);
+  entry->creds = srv_sts_credentials_copy (creds);
+  entry->lifetime_s = lifetime_s;
+  entry->issued_us = now;
+  g_mutex_lock (&api->cache_lock);
+  if (g_hash_table_size (api->sts_cache) >= SRV_API_CACHE_MAX)
+    g_hash_table_remove_all (api->sts_cache);
+  g_hash_table_replace (api->sts_cache, g_strdup (identity_id), entry);
+  g_mutex_unlock (&api->cache_lock);
+  return creds;
+}
+
+/* Checks @secret against @identity and mints. Returns the reply body, or NULL with @error.
+ * With a remote store this blocks on its STS. */
 static JsonNode *
 issue_credentials (SrvApi               *api,
                    const char           *identity_id,
@@ -446,7 +534,9 @@ issue_credentials (SrvApi               *api,
                    GError              **error)
 {
   SrvContext *ctx = api->ctx;
+  const SrvConfig *config = ctx->config;
   g_autoptr(SrvCredentials) creds = NULL;
+  g_autoptr(SrvStsCredentials) remote = NULL;
   g_autoptr(JsonBuilder) b = NULL;
   g_autofree char *expiration = NULL;
 
@@ -463,26 +553,44 @@ issue_credentials (SrvApi               *api,
                            "this identity is disabled");
       return NULL;
     }
+  /* Our own token is always minted: it is the bearer for the REST API, and with the embedded
+   * store it is the S3 session token as well. */
   creds = srv_credentials_mint (ctx->keyring, identity_id, identity->kind,
                                 g_get_real_time () / G_USEC_PER_SEC, lifetime_s, error);
   if (creds == NULL)
     return NULL;
+  if (api->sts != NULL)
+    {
+      /* A cached answer is older than our fresh token, so the token outlives the S3 keys
+       * and a client that renews by "expiration" never holds a dead bearer. */
+      remote = remote_credentials (api, identity_id, creds->prefix, lifetime_s, error);
+      if (remote == NULL)
+        return NULL;
+    }
 
-  expiration = srv_api_format_time (creds->expires_at);
+  expiration = srv_api_format_time (remote ? remote->expiration : creds->expires_at);
   b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "access_key_id");
-  json_builder_add_string_value (b, creds->access_key_id);
+  json_builder_add_string_value (b, remote ? remote->access_key_id : creds->access_key_id);
   json_builder_set_member_name (b, "secret_access_key");
-  json_builder_add_string_value (b, creds->secret_access_key);
+  json_builder_add_string_value (b, remote ? remote->secret_access_key
+                                           : creds->secret_access_key);
   json_builder_set_member_name (b, "session_token");
-  json_builder_add_string_value (b, creds->session_token);
+  json_builder_add_string_value (b, remote ? remote->session_token : creds->session_token);
   json_builder_set_member_name (b, "expiration");
   json_builder_add_string_value (b, expiration);
+  json_builder_set_member_name (b, "api_token");
+  json_builder_add_string_value (b, creds->session_token);
   json_builder_set_member_name (b, "endpoint");
-  json_builder_add_string_value (b, ctx->url);
+  if (remote)
+    json_builder_add_string_value (b, config->s3_public_endpoint ? config->s3_public_endpoint
+                                                                 : config->s3_endpoint);
+  else
+    json_builder_add_string_value (b, ctx->url);
   json_builder_set_member_name (b, "region");
-  json_builder_add_string_value (b, ctx->config->region);
+  json_builder_add_string_value (b, remote && config->s3_region ? config->s3_region
+                                                                 : config->region);
   json_builder_set_member_name (b, "bucket");
   json_builder_add_string_value (b, ctx->config->bucket);
   json_builder_set_member_name (b, "prefix");
@@ -504,6 +612,18 @@ credentials_func (SrvHttpReply *reply,
   g_autoptr(JsonNode) body = NULL;
   CachedIdentity cached = { 0 };
   gboolean known = FALSE;
+
+  /* With a remote store every call comes here, cached identity or not. */
+  if (cache_lookup (req->api, req->identity_id, &cached))
+    {
+      body = issue_credentials (req->api, req->identity_id, req->secret, req->lifetime_s,
+                                &cached, &error);
+      if (body == NULL)
+        reply_set_gerror (reply, error);
+      else
+        srv_http_reply_set_json (reply, SOUP_STATUS_OK, body);
+      return;
+    }
 
   identity = srv_db_get_identity (req->api->ctx->db, req->identity_id, &error);
   if (identity == NULL && !g_error_matches (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND))
@@ -559,7 +679,8 @@ handle_credentials (SrvApi            *api,
       return;
     }
 
-  if (cache_lookup (api, identity_id, &cached))
+  /* The fast path never blocks; asking a remote STS does. */
+  if (api->sts == NULL && cache_lookup (api, identity_id, &cached))
     {
       body = issue_credentials (api, identity_id, secret, lifetime_s, &cached, &error);
       if (body == NULL)
@@ -780,6 +901,22 @@ register_photo_func (SrvHttpReply *reply,
   gboolean created = FALSE;
 
   info = srv_store_head (ctx->store, ctx->config->bucket, req->key, &error);
+  if (info != NULL && info->sha256 == NULL)
+    {
+      /* A remote store that holds no SHA-256 checksum for the object: read it through once.
+       * Size and type come from the same read, so they describe the bytes hashed. */
+      g_autoptr(SrvObjectInfo) read_info = NULL;
+      char *sha256 = srv_store_hash_object (ctx->store, ctx->config->bucket, req->key,
+                                            &read_info, NULL, &error);
+
+      g_clear_pointer (&info, srv_object_info_free);
+      if (sha256 != NULL)
+        {
+          info = g_steal_pointer (&read_info);
+          g_free (info->sha256);
+          info->sha256 = sha256;
+        }
+    }
   if (info == NULL)
     {
       if (g_error_matches (error, SRV_STORE_ERROR, SRV_STORE_ERROR_NO_SUCH_KEY))
@@ -1103,6 +1240,27 @@ srv_api_start (SrvContext  *ctx,
     g_error ("libsodium cannot initialise");
   if (!load_account_key (api, ctx->config->data_dir, error))
     return FALSE;
+  if (ctx->config->s3_endpoint != NULL)
+    {
+      const SrvConfig *config = ctx->config;
+
+      if (config->sts_role_arn == NULL)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "with a remote store (--s3-endpoint), POST /v1/credentials hands out "
+                       "that store's own credentials and needs --sts-role-arn");
+          return FALSE;
+        }
+      api->sts = srv_sts_new (config->sts_endpoint ? config->sts_endpoint : config->s3_endpoint,
+                              config->s3_region ? config->s3_region : config->region,
+                              config->s3_access_key, config->s3_secret_key, error);
+      if (api->sts == NULL)
+        {
+          g_prefix_error (error, "--sts-endpoint: ");
+          return FALSE;
+        }
+      api->sts_partition = srv_sts_partition (config->sts_role_arn);
+    }
   api->ctx = ctx;
   api->by_account = srv_ratelimit_new (SRV_API_ACCOUNT_BURST, SRV_API_ACCOUNT_PER_S,
                                        SRV_API_RATELIMIT_KEYS);
@@ -1112,10 +1270,14 @@ srv_api_start (SrvContext  *ctx,
                                    SRV_API_RATELIMIT_KEYS);
   g_mutex_init (&api->cache_lock);
   api->cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  api->sts_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, cached_sts_free);
   srv_metrics_declare (ctx->metrics, "magpied_auth_failures_total", SRV_METRIC_COUNTER,
                        "Rejected identity secrets and passwords, by endpoint", NULL, 0);
   srv_metrics_declare (ctx->metrics, "magpied_rate_limited_total", SRV_METRIC_COUNTER,
                        "Requests refused with 429 by the sign-in and sign-up limits", NULL, 0);
+  srv_metrics_declare (ctx->metrics, "magpied_sts_requests_total", SRV_METRIC_COUNTER,
+                       "Remote STS credentials handed out: ok (AssumeRole), cached, error",
+                       NULL, 0);
   soup_server_add_handler (ctx->soup, "/v1", v1_cb, api, NULL);
   ctx->api = g_steal_pointer (&api);
   return TRUE;
@@ -1130,7 +1292,10 @@ srv_api_stop (SrvContext *ctx)
     return;
   soup_server_remove_handler (ctx->soup, "/v1");
   g_hash_table_unref (api->cache);
+  g_hash_table_unref (api->sts_cache);
   g_mutex_clear (&api->cache_lock);
+  srv_sts_free (api->sts);
+  g_free (api->sts_partition);
   srv_ratelimit_free (api->by_account);
   srv_ratelimit_free (api->by_address);
   srv_ratelimit_free (api->guests);

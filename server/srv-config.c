@@ -45,6 +45,19 @@ static const SrvOptionSpec option_specs[] = {
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
+  { "s3-endpoint", "URL", "Keep photos in this remote S3-compatible service (AWS S3, MinIO, "
+                          "Ceph RGW) instead of the embedded store" },
+  { "s3-public-endpoint", "URL", "The remote store's URL as clients reach it "
+                                 "(default --s3-endpoint)" },
+  { "s3-region", "REGION", "The remote store's region (default --region)" },
+  { "s3-access-key", "KEY", "Access key id of magpied's own key pair at the remote store" },
+  { "s3-secret-key", "SECRET", "Its secret (prefer MAGPIED_S3_SECRET_KEY or the config file)" },
+  { "s3-path-style", "yes|no", "Address the remote bucket as host/bucket (default yes) "
+                               "or as bucket.host" },
+  { "sts-endpoint", "URL", "The remote store's STS, for temporary client credentials "
+                           "(default --s3-endpoint)" },
+  { "sts-role-arn", "ARN", "The role AssumeRole hands out, narrowed to each identity's prefix "
+                           "by a session policy" },
 };
 
 G_DEFINE_QUARK (srv-config-error-quark, srv_config_error)
@@ -74,6 +87,7 @@ srv_config_new (void)
   config->tag_top_k = 5;
   config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
   config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
+  config->s3_path_style = TRUE;
   return config;
 }
 
@@ -96,6 +110,15 @@ srv_config_free (SrvConfig *config)
   if (config->admin_secret_key)
     memset (config->admin_secret_key, 0, strlen (config->admin_secret_key));
   g_free (config->admin_secret_key);
+  g_free (config->s3_endpoint);
+  g_free (config->s3_public_endpoint);
+  g_free (config->s3_region);
+  g_free (config->s3_access_key);
+  if (config->s3_secret_key)
+    memset (config->s3_secret_key, 0, strlen (config->s3_secret_key));
+  g_free (config->s3_secret_key);
+  g_free (config->sts_endpoint);
+  g_free (config->sts_role_arn);
   g_free (config);
 }
 
@@ -116,6 +139,13 @@ srv_config_copy (const SrvConfig *config)
   copy->tag_rules = g_strdup (config->tag_rules);
   copy->admin_access_key = g_strdup (config->admin_access_key);
   copy->admin_secret_key = g_strdup (config->admin_secret_key);
+  copy->s3_endpoint = g_strdup (config->s3_endpoint);
+  copy->s3_public_endpoint = g_strdup (config->s3_public_endpoint);
+  copy->s3_region = g_strdup (config->s3_region);
+  copy->s3_access_key = g_strdup (config->s3_access_key);
+  copy->s3_secret_key = g_strdup (config->s3_secret_key);
+  copy->sts_endpoint = g_strdup (config->sts_endpoint);
+  copy->sts_role_arn = g_strdup (config->sts_role_arn);
   return copy;
 }
 
@@ -255,6 +285,53 @@ apply_file_option (char       **ptr,
     }
   g_free (*ptr);
   *ptr = g_canonicalize_filename (value, NULL);
+  return TRUE;
+}
+
+/* An http:// or https:// URL with a host, for the remote store's endpoints. */
+static gboolean
+apply_url (char       **ptr,
+           const char  *name,
+           const char  *value,
+           GError     **error)
+{
+  g_autoptr(GUri) uri = g_uri_parse (value, G_URI_FLAGS_NONE, NULL);
+
+  if (uri == NULL || g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0' ||
+      (g_strcmp0 (g_uri_get_scheme (uri), "http") != 0 &&
+       g_strcmp0 (g_uri_get_scheme (uri), "https") != 0) ||
+      g_uri_get_query (uri) != NULL || g_uri_get_userinfo (uri) != NULL)
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "--%s '%s' is not an http:// or https:// URL of a host", name, value);
+      return FALSE;
+    }
+  set_str (ptr, value);
+  return TRUE;
+}
+
+/* Printable ASCII without spaces, 1 to @max bytes: keys, secrets, ARNs. The value stays out
+ * of the message, since it may be a secret. */
+static gboolean
+apply_token (char       **ptr,
+             const char  *name,
+             const char  *value,
+             gsize        max,
+             GError     **error)
+{
+  gsize len = strlen (value);
+  gboolean ok = len >= 1 && len <= max;
+
+  for (const char *c = value; ok && *c; c++)
+    ok = *c > ' ' && *c < 0x7f;
+  if (!ok)
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "--%s must be 1 to %" G_GSIZE_FORMAT " printable characters without spaces",
+                   name, max);
+      return FALSE;
+    }
+  set_str (ptr, value);
   return TRUE;
 }
 
@@ -440,6 +517,50 @@ apply (SrvConfig   *config,
         }
       set_str (&config->admin_secret_key, value);
     }
+  else if (strcmp (name, "s3-endpoint") == 0)
+    return apply_url (&config->s3_endpoint, name, value, error);
+  else if (strcmp (name, "s3-public-endpoint") == 0)
+    return apply_url (&config->s3_public_endpoint, name, value, error);
+  else if (strcmp (name, "sts-endpoint") == 0)
+    return apply_url (&config->sts_endpoint, name, value, error);
+  else if (strcmp (name, "s3-region") == 0)
+    {
+      gboolean ok = *value != '\0' && strlen (value) <= 32;
+
+      for (const char *c = value; ok && *c; c++)
+        ok = g_ascii_isalnum (*c) || *c == '-';
+      if (!ok)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--s3-region '%s' is not a region name (for example us-east-1)", value);
+          return FALSE;
+        }
+      set_str (&config->s3_region, value);
+    }
+  else if (strcmp (name, "s3-access-key") == 0)
+    return apply_token (&config->s3_access_key, name, value, 128, error);
+  else if (strcmp (name, "s3-secret-key") == 0)
+    return apply_token (&config->s3_secret_key, name, value, 256, error);
+  else if (strcmp (name, "sts-role-arn") == 0)
+    {
+      if (!g_str_has_prefix (value, "arn:"))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--sts-role-arn '%s' is not an ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+                       value);
+          return FALSE;
+        }
+      return apply_token (&config->sts_role_arn, name, value, 2048, error);
+    }
+  else if (strcmp (name, "s3-path-style") == 0)
+    {
+      if (!parse_bool (value, &config->s3_path_style))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--s3-path-style '%s': use yes or no", value);
+          return FALSE;
+        }
+    }
   else
     g_assert_not_reached ();
 
@@ -602,6 +723,23 @@ srv_config_load (SrvConfig           *config,
     {
       g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
                    "--admin-access-key and --admin-secret-key go together: give both or neither");
+      ok = FALSE;
+    }
+  if (ok && config->s3_endpoint != NULL &&
+      (config->s3_access_key == NULL || config->s3_secret_key == NULL))
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "--s3-endpoint needs magpied's key pair there: --s3-access-key and "
+                   "--s3-secret-key");
+      ok = FALSE;
+    }
+  if (ok && config->s3_endpoint == NULL &&
+      (config->s3_access_key || config->s3_secret_key || config->s3_region ||
+       config->s3_public_endpoint || config->sts_endpoint || config->sts_role_arn))
+    {
+      g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                   "the --s3-* and --sts-* settings describe a remote store: give its "
+                   "--s3-endpoint too");
       ok = FALSE;
     }
 

@@ -37,6 +37,15 @@ typedef struct {
   char        *admin_secret_key;  /* ... for backups and operators; never logged */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
+  /* A remote S3-compatible store instead of the embedded one (all NULL: embedded). */
+  char        *s3_endpoint;         /* where magpied reaches it */
+  char        *s3_public_endpoint;  /* NULL: clients reach it at s3_endpoint too */
+  char        *s3_region;           /* NULL: region */
+  char        *s3_access_key;       /* magpied's own key pair there ... */
+  char        *s3_secret_key;       /* ... never logged */
+  gboolean     s3_path_style;       /* host/bucket/key (default) or bucket.host/key */
+  char        *sts_endpoint;        /* NULL: s3_endpoint (moto, MinIO and Ceph serve STS there) */
+  char        *sts_role_arn;        /* the role AssumeRole hands out, narrowed per identity */
 } SrvConfig;
 
 GQuark     srv_config_error_quark   (void);

@@ -111,7 +111,7 @@ readyz_cb (SoupServer        *soup,
   {
     g_autoptr(GError) error = NULL;
 
-    if (!srv_store_head_bucket (self->ctx.store, self->config->bucket, &error))
+    if (!srv_store_ping (self->ctx.store, self->config->bucket, &error))
       {
         srv_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "not_ready",
                          "object store: %s", error->message);
@@ -171,9 +171,13 @@ collect_core (SrvMetrics *metrics,
 
   srv_metrics_set (metrics, "magpied_uptime_seconds", NULL,
                    (g_get_monotonic_time () - self->started_us) / (double) G_USEC_PER_SEC);
-  srv_store_usage (self->ctx.store, &usage);
-  srv_metrics_set (metrics, "magpied_store_objects", NULL, (double) usage.objects);
-  srv_metrics_set (metrics, "magpied_store_bytes", NULL, (double) usage.bytes);
+  /* A remote store keeps no counters we could read at scrape time. */
+  if (strcmp (srv_store_backend_name (self->ctx.store), "local") == 0)
+    {
+      srv_store_usage (self->ctx.store, &usage);
+      srv_metrics_set (metrics, "magpied_store_objects", NULL, (double) usage.objects);
+      srv_metrics_set (metrics, "magpied_store_bytes", NULL, (double) usage.bytes);
+    }
   if (srv_db_queue_stats (self->ctx.db, &stats, &error))
     {
       srv_metrics_set (metrics, "magpied_queue_depth", NULL, (double) stats.queued);
@@ -260,6 +264,22 @@ request_finished_cb (SoupServer        *soup,
                     "MESSAGE", "request");
 }
 
+static void
+no_s3_cb (SoupServer        *soup,
+          SoupServerMessage *msg,
+          const char        *path,
+          GHashTable        *query,
+          gpointer           user_data)
+{
+  SrvServer *self = user_data;
+
+  srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found",
+                   "%s: this magpied keeps photos in the remote store at %s; send S3 requests "
+                   "there (POST /v1/credentials names it)", path,
+                   self->config->s3_public_endpoint ? self->config->s3_public_endpoint
+                                                    : self->config->s3_endpoint);
+}
+
 static char *
 url_for_listener (SoupServer *soup)
 {
@@ -330,10 +350,23 @@ srv_server_new (const SrvConfig *config,
     }
 
   store_dir = g_build_filename (config->data_dir, "store", NULL);
-  self->ctx.store = srv_store_open (store_dir, buckets, NULL, error);
+  if (config->s3_endpoint != NULL)
+    {
+      SrvStoreOptions remote = {
+        .backend = "s3", .endpoint = config->s3_endpoint,
+        .region = config->s3_region ? config->s3_region : config->region,
+        .access_key_id = config->s3_access_key, .secret_access_key = config->s3_secret_key,
+        .virtual_hosted = !config->s3_path_style,
+      };
+
+      self->ctx.store = srv_store_open (store_dir, buckets, &remote, error);
+    }
+  else
+    self->ctx.store = srv_store_open (store_dir, buckets, NULL, error);
   if (self->ctx.store == NULL)
     {
-      g_prefix_error (error, "cannot open the object store %s: ", store_dir);
+      g_prefix_error (error, "cannot open the object store %s: ",
+                      config->s3_endpoint ? config->s3_endpoint : store_dir);
       return NULL;
     }
 
@@ -353,9 +386,15 @@ srv_server_new (const SrvConfig *config,
   if (!srv_api_start (&self->ctx, error))
     return NULL;
   srv_events_start (&self->ctx);
-  self->ctx.s3 = srv_s3_start (&self->ctx, error);
-  if (self->ctx.s3 == NULL)
-    return NULL;
+  /* With a remote store, clients talk S3 to it directly; we serve no S3 of our own. */
+  if (config->s3_endpoint == NULL)
+    {
+      self->ctx.s3 = srv_s3_start (&self->ctx, error);
+      if (self->ctx.s3 == NULL)
+        return NULL;
+    }
+  else
+    soup_server_add_handler (self->soup, NULL, no_s3_cb, self, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
 

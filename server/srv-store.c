@@ -9,6 +9,7 @@
 
 static const SrvStoreVTable *backends[] = {
   &srv_store_local_vtable,
+  &srv_store_s3_vtable,
 };
 
 G_DEFINE_QUARK (srv-store-error-quark, srv_store_error)
@@ -35,6 +36,9 @@ static const struct {
   /* 507 as MinIO answers a full disk; clients retry it like a 5xx. */
   [SRV_STORE_ERROR_NO_SPACE]           = { "InsufficientStorage", 507 },
   [SRV_STORE_ERROR_INTERNAL]           = { "InternalError", 500 },
+  [SRV_STORE_ERROR_ACCESS_DENIED]      = { "AccessDenied", 403 },
+  [SRV_STORE_ERROR_UNAVAILABLE]        = { "ServiceUnavailable", 503 },
+  [SRV_STORE_ERROR_NOT_IMPLEMENTED]    = { "NotImplemented", 501 },
 };
 
 const char *
@@ -221,7 +225,7 @@ srv_store_open (const char             *data_dir,
       return backends[i]->open (data_dir, buckets, options, error);
 
   g_set_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INVALID_ARGUMENT,
-               "unknown store backend '%s' (known: local)", name);
+               "unknown store backend '%s' (known: local, s3)", name);
   return NULL;
 }
 
@@ -230,6 +234,23 @@ srv_store_close (SrvStore *store)
 {
   if (store != NULL)
     store->vt->close (store);
+}
+
+const char *
+srv_store_backend_name (SrvStore *store)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  return store->vt->name;
+}
+
+gboolean
+srv_store_ping (SrvStore    *store,
+                const char  *bucket,
+                GError     **error)
+{
+  if (!srv_store_head_bucket (store, bucket, error))
+    return FALSE;
+  return store->vt->ping == NULL || store->vt->ping (store, bucket, error);
 }
 
 GPtrArray *
@@ -351,6 +372,48 @@ srv_store_open_read (SrvStore       *store,
   if (!srv_store_head_bucket (store, bucket, error) || !check_key (key, error))
     return NULL;
   return store->vt->open_read (store, bucket, key, range, info, served, partial, error);
+}
+
+char *
+srv_store_hash_object (SrvStore       *store,
+                       const char     *bucket,
+                       const char     *key,
+                       SrvObjectInfo **info,
+                       GCancellable   *cancellable,
+                       GError        **error)
+{
+  g_autoptr(SrvObjectInfo) read_info = NULL;
+  g_autoptr(GInputStream) in = NULL;
+  g_autoptr(GChecksum) sha = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guint8 *buf = g_malloc (64 * 1024);
+  gint64 total = 0;
+  SrvByteRange served;
+  gboolean partial;
+
+  in = srv_store_open_read (store, bucket, key, NULL, &read_info, &served, &partial, error);
+  if (in == NULL)
+    return NULL;
+  for (;;)
+    {
+      gssize n = g_input_stream_read (in, buf, 64 * 1024, cancellable, error);
+
+      if (n < 0)
+        return NULL;
+      if (n == 0)
+        break;
+      g_checksum_update (sha, buf, n);
+      total += n;
+    }
+  if (total != read_info->size)
+    {
+      g_set_error (error, SRV_STORE_ERROR, SRV_STORE_ERROR_INCOMPLETE_BODY,
+                   "%s ended after %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " bytes",
+                   key, total, read_info->size);
+      return NULL;
+    }
+  if (info)
+    *info = g_steal_pointer (&read_info);
+  return g_strdup (g_checksum_get_string (sha));
 }
 
 gboolean

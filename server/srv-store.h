@@ -1,7 +1,7 @@
 /* srv-store.h - the object store under the embedded S3 endpoint: buckets, objects, multipart
  *
- * One synchronous, thread-safe API over interchangeable backends (the local file system now,
- * a remote S3 later), chosen by SrvStoreOptions.backend. Every failure is either in
+ * One synchronous, thread-safe API over interchangeable backends (the local file system, or
+ * a remote S3-compatible service), chosen by SrvStoreOptions.backend. Every failure is either in
  * SRV_STORE_ERROR, whose codes are named after the S3 error they become (srv_store_error_s3()
  * gives the code and HTTP status), G_IO_ERROR_CANCELLED, or an error the caller's own body
  * stream raised. Times are microseconds since the Unix epoch (g_get_real_time() units).
@@ -32,6 +32,10 @@ typedef enum {
   SRV_STORE_ERROR_INVALID_RANGE,       /* InvalidRange 416 */
   SRV_STORE_ERROR_NO_SPACE,            /* ENOSPC/EDQUOT: 507 InsufficientStorage */
   SRV_STORE_ERROR_INTERNAL,            /* InternalError 500: I/O error, corruption, a bug */
+  SRV_STORE_ERROR_ACCESS_DENIED,       /* AccessDenied 403: a remote store refused our keys */
+  SRV_STORE_ERROR_UNAVAILABLE,         /* ServiceUnavailable 503: a remote store is unreachable,
+                                        * overloaded (SlowDown) or failing (5xx); retry later */
+  SRV_STORE_ERROR_NOT_IMPLEMENTED,     /* NotImplemented 501: the backend lacks the operation */
 } SrvStoreError;
 
 /* S3's single-PUT limit; larger objects must go multipart. */
@@ -52,9 +56,16 @@ struct _SrvStore {
 };
 
 typedef struct {
-  const char *backend;          /* NULL or "local" */
+  const char *backend;          /* NULL or "local", or "s3" */
   gint64      max_object_size;  /* 0: SRV_STORE_MAX_OBJECT_SIZE_DEFAULT; also caps each part */
   gint64      min_part_size;    /* 0: SRV_STORE_MIN_PART_SIZE_DEFAULT; tests use small parts */
+  /* "s3": the remote service and the server's own key pair for it. It serves exactly the
+   * first of the buckets given to srv_store_open(), which must exist there already. */
+  const char *endpoint;         /* http(s)://host[:port][/path] */
+  const char *region;           /* what requests are signed for */
+  const char *access_key_id;
+  const char *secret_access_key;
+  gboolean    virtual_hosted;   /* bucket.host/key rather than host/bucket/key (path style) */
 } SrvStoreOptions;
 
 typedef struct {
@@ -66,8 +77,10 @@ typedef struct {
   char       *key;
   gint64      size;
   char       *etag;           /* quoted, as S3 sends it: "\"<md5 hex>\"" or "\"<hex>-<N>\"" */
-  char       *md5;            /* lowercase hex MD5 of the bytes, multipart objects too */
-  char       *sha256;         /* lowercase hex SHA-256 of the bytes */
+  char       *md5;            /* lowercase hex MD5 of the bytes, multipart objects too; NULL
+                               * when a remote store's ETag is not the MD5 (multipart, SSE) */
+  char       *sha256;         /* lowercase hex SHA-256 of the bytes; NULL when a remote store
+                               * holds no full-object SHA-256 checksum for it */
   char       *content_type;   /* NULL when none was given */
   GHashTable *metadata;       /* x-amz-meta-<name> lowercase name → value; NULL in listings */
   gint64      last_modified;
@@ -192,10 +205,13 @@ struct _SrvStoreVTable {
   void           (*usage)           (SrvStore *store, SrvStoreUsage *usage);
   gboolean       (*fsck)            (SrvStore *store, SrvStoreFsckReport *report,
                                      GError **error);
+  /* Optional: reaches whatever the store depends on (a remote service); NULL: nothing. */
+  gboolean       (*ping)            (SrvStore *store, const char *bucket, GError **error);
 };
 
 /* The backends, for srv-store.c to choose from. */
 extern const SrvStoreVTable srv_store_local_vtable;
+extern const SrvStoreVTable srv_store_s3_vtable;
 
 GQuark         srv_store_error_quark     (void);
 
@@ -207,6 +223,12 @@ SrvStore      *srv_store_open            (const char              *data_dir,
                                           const SrvStoreOptions   *options,
                                           GError                 **error);
 void           srv_store_close           (SrvStore                *store);
+/* "local" or "s3". */
+const char    *srv_store_backend_name    (SrvStore                *store);
+/* For readiness: the bucket is served and, for a remote store, answers now. */
+gboolean       srv_store_ping            (SrvStore                *store,
+                                          const char              *bucket,
+                                          GError                 **error);
 
 /* SrvBucketInfo of every served bucket, by name. */
 GPtrArray     *srv_store_list_buckets    (SrvStore                *store);
@@ -330,6 +352,15 @@ SrvObjectInfo *srv_store_complete_upload (SrvStore                *store,
                                           const char              *upload_id,
                                           const SrvCompletedPart  *parts,
                                           guint                    n_parts,
+                                          GCancellable            *cancellable,
+                                          GError                 **error);
+
+/* Reads the object through and returns the lowercase hex SHA-256 of its bytes, with its
+ * info in *@info (may be NULL); for objects whose head has no sha256. */
+char          *srv_store_hash_object     (SrvStore                *store,
+                                          const char              *bucket,
+                                          const char              *key,
+                                          SrvObjectInfo          **info,
                                           GCancellable            *cancellable,
                                           GError                 **error);
 

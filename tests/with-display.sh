@@ -32,6 +32,13 @@ fi
 # sockets and control dirs there, and the trap removes them with the rest.
 mkdir -m 0700 "$fifo_dir/runtime"
 export XDG_RUNTIME_DIR="$fifo_dir/runtime"
+# Private data, config and cache dirs too: an app under test must never read or write the
+# user's library (one written by a newer Magpie would stop it from starting). Tests that
+# need their own (tests/app/app-test-util.c) set them again.
+for d in data config cache; do
+  mkdir -m 0700 "$fifo_dir/$d"
+done
+export XDG_DATA_HOME="$fifo_dir/data" XDG_CONFIG_HOME="$fifo_dir/config" XDG_CACHE_HOME="$fifo_dir/cache"
 export DISPLAY=":$display"
 unset WAYLAND_DISPLAY
 export GDK_BACKEND=x11

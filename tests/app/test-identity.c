@@ -88,6 +88,8 @@ check_credentials (MagpieIdentity *identity,
 
   g_assert_cmpstr (first->prefix, ==, prefix);
   g_assert_true (g_str_has_prefix (first->access_key_id, "ASIA"));
+  /* The embedded store's session token is also the REST bearer, and the server says so. */
+  g_assert_cmpstr (first->api_token, ==, first->session_token);
   g_assert_cmpint (first->expiration, >, g_get_real_time () / G_USEC_PER_SEC + 900 - 60);
   g_assert_cmpuint (magpie_credentials_get_n_fetched (credentials), ==, 1);
   second = get_credentials (credentials, url);

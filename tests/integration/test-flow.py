@@ -20,24 +20,10 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
 from mp_magpied import Server  # noqa: E402
 
-failures = []
-
-
-def check(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def skip(reason):
-    print("SKIP: " + reason)
-    sys.exit(77)
-
-
-for name in [k for k in os.environ if k.startswith("AWS_")]:
-    del os.environ[name]
+forget_aws_environment()
 try:
     import boto3
     import botocore.config

@@ -17,30 +17,17 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
 from mp_magpied import Server  # noqa: E402
 
 BUCKET = "magpie"
 ADMIN = {"access_key_id": "MAGPIEOPERATOR000001",
          "secret_access_key": "operator-secret-for-the-integration-test-0001"}
 CLIENTS = ["/usr/bin/aws", "/usr/bin/rclone", "/usr/bin/s3cmd", "/usr/bin/curl"]
-failures = []
-
-
-def check(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def skip(reason):
-    print("SKIP: " + reason)
-    sys.exit(77)
-
 
 # The clients must see only the credentials the test gives them (and no CA bundle, which
 # rclone refuses for plain HTTP).
-for name in [k for k in os.environ if k.startswith("AWS_")]:
-    del os.environ[name]
+forget_aws_environment()
 
 for c in CLIENTS:
     if not os.access(c, os.X_OK):

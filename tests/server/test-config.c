@@ -330,6 +330,73 @@ test_version_and_help (void)
   g_assert_nonnull (strstr (help, "MAGPIED_DATA_DIR"));
 }
 
+static void
+test_remote_store (void)
+{
+  const char *env[] = { "MAGPIED_S3_SECRET_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY", NULL };
+  const char *args[] = { "--s3-endpoint=https://s3.eu-west-3.amazonaws.com",
+                         "--s3-region=eu-west-3", "--s3-access-key=AKIAIOSFODNN7EXAMPLE",
+                         "--sts-endpoint=https://sts.eu-west-3.amazonaws.com",
+                         "--sts-role-arn=arn:aws:iam::123456789012:role/magpie-uploader",
+                         "--s3-path-style=no",
+                         "--s3-public-endpoint=https://s3.example.org/store", NULL };
+  static const struct {
+    const char *args[4];
+    const char *mentions;
+  } bad[] = {
+    { { "--s3-endpoint=ftp://example.org", NULL }, "--s3-endpoint" },
+    { { "--s3-endpoint=http://", NULL }, "--s3-endpoint" },
+    { { "--s3-endpoint=http://u:p@minio:9000", NULL }, "--s3-endpoint" },
+    /* a remote store needs our key pair there */
+    { { "--s3-endpoint=http://minio:9000", "--s3-access-key=K", NULL }, "--s3-secret-key" },
+    /* and the --s3-* and --sts-* settings need a remote store */
+    { { "--s3-access-key=K", "--s3-secret-key=S", NULL }, "--s3-endpoint" },
+    { { "--sts-role-arn=arn:aws:iam::1:role/r", NULL }, "--s3-endpoint" },
+    { { "--s3-endpoint=http://minio:9000", "--s3-access-key=has space", "--s3-secret-key=S" },
+      "--s3-access-key" },
+    { { "--s3-endpoint=http://minio:9000", "--sts-role-arn=role/r", NULL }, "--sts-role-arn" },
+    { { "--s3-endpoint=http://minio:9000", "--s3-region=eu west", NULL }, "--s3-region" },
+    { { "--s3-endpoint=http://minio:9000", "--s3-path-style=maybe", NULL }, "--s3-path-style" },
+  };
+  g_autoptr(SrvConfig) config = srv_config_new ();
+  g_autoptr(SrvConfig) copy = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_null (config->s3_endpoint);
+  g_assert_true (config->s3_path_style);
+  g_assert_true (load (config, args, env, &error));
+  g_assert_no_error (error);
+  copy = srv_config_copy (config);
+  g_assert_cmpstr (copy->s3_endpoint, ==, "https://s3.eu-west-3.amazonaws.com");
+  g_assert_cmpstr (copy->s3_region, ==, "eu-west-3");
+  g_assert_cmpstr (copy->s3_access_key, ==, "AKIAIOSFODNN7EXAMPLE");
+  g_assert_cmpstr (copy->s3_secret_key, ==, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY");
+  g_assert_cmpstr (copy->sts_endpoint, ==, "https://sts.eu-west-3.amazonaws.com");
+  g_assert_cmpstr (copy->sts_role_arn, ==, "arn:aws:iam::123456789012:role/magpie-uploader");
+  g_assert_cmpstr (copy->s3_public_endpoint, ==, "https://s3.example.org/store");
+  g_assert_false (copy->s3_path_style);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(SrvConfig) c = srv_config_new ();
+      g_autoptr(GError) e = NULL;
+
+      g_assert_false (load (c, (const char **) bad[i].args, NULL, &e));
+      g_assert_error (e, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID);
+      g_assert_nonnull (strstr (e->message, bad[i].mentions));
+    }
+  {
+    /* A secret never shows in an error. */
+    g_autoptr(SrvConfig) c = srv_config_new ();
+    g_autoptr(GError) e = NULL;
+    const char *secret[] = { "--s3-endpoint=http://minio:9000", "--s3-access-key=K",
+                             "--s3-secret-key=bad secret value", NULL };
+
+    g_assert_false (load (c, secret, NULL, &e));
+    g_assert_null (strstr (e->message, "bad secret value"));
+  }
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -342,5 +409,6 @@ main (int argc, char *argv[])
   g_test_add_func ("/srv/config/worker-scaling", test_worker_scaling);
   g_test_add_func ("/srv/config/unknown-file-key", test_unknown_file_key);
   g_test_add_func ("/srv/config/version-and-help", test_version_and_help);
+  g_test_add_func ("/srv/config/remote-store", test_remote_store);
   return g_test_run ();
 }

@@ -98,6 +98,24 @@ test_cli_port_in_use (void)
   mp_test_rm_rf (dir);
 }
 
+/* A remote store without the role to hand out its credentials is caught at start. */
+static void
+test_remote_store_needs_role (void)
+{
+  g_autofree char *dir = mp_test_make_tmpdir ("magpied-remote");
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  const char *args[] = { "--listen", "127.0.0.1:0", "--data-dir", dir,
+                         "--s3-endpoint", "http://127.0.0.1:9", "--s3-access-key", "K",
+                         "--s3-secret-key", "S", NULL };
+  int status = run_magpied (args, &out, &err);
+
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 1);
+  g_assert_nonnull (strstr (err, "--sts-role-arn"));
+  mp_test_rm_rf (dir);
+}
+
 static void
 test_health_ready (void)
 {
@@ -253,6 +271,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/srv/magpied/cli-bad-flag", test_cli_bad_flag);
   g_test_add_func ("/srv/magpied/cli-port-in-use", test_cli_port_in_use);
   g_test_add_func ("/srv/magpied/health-ready", test_health_ready);
+  g_test_add_func ("/srv/magpied/remote-store-needs-role", test_remote_store_needs_role);
   g_test_add_func ("/srv/magpied/stop-sigterm", test_stop_sigterm);
   g_test_add_func ("/srv/magpied/stop-sigint", test_stop_sigint);
   g_test_add_func ("/srv/magpied/json-logs", test_json_logs);
