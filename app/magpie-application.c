@@ -27,6 +27,7 @@ struct _MagpieApplication {
   MagpieCredentials *credentials;
   MagpieUploader   *uploader;
   MagpieEvents     *events;
+  MagpieModels     *models;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -163,7 +164,7 @@ preferences_action_cb (GSimpleAction *action,
   /* One preferences window at a time: a second would show the same settings twice. */
   if (preferences == NULL)
     {
-      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings));
+      preferences = GTK_WINDOW (magpie_preferences_window_new (self->settings, self->identity));
       gtk_window_set_transient_for (preferences, find_window (self, MAGPIE_TYPE_WINDOW));
       gtk_window_set_application (preferences, GTK_APPLICATION (self));
     }
@@ -209,24 +210,26 @@ library_loaded_cb (GObject      *object,
 }
 
 /* The library lives in the XDG data dir (thumbnails in the cache dir) and loads in the
- * background: the window is up before a single row is read. */
+ * background: the window is up before a single row is read. A photo model named in the
+ * settings tags photos on this device; otherwise setup_uploads() has MagpieModels choose. */
 static void
 setup_library (MagpieApplication *self)
 {
   g_autofree char *data_dir = g_build_filename (g_get_user_data_dir (), "magpie", NULL);
   g_autofree char *cache_dir = g_build_filename (g_get_user_cache_dir (), "magpie", NULL);
   g_autofree char *configured = g_settings_get_string (self->settings, "photo-model");
-  g_autofree char *model = magpie_tagger_find_model (configured, "photos.onnx");
   g_autoptr(MagpieTagger) tagger = NULL;
 
   self->library = magpie_library_new (data_dir, cache_dir);
-  if (model != NULL)
+  if (*configured != '\0')
     {
+      g_autofree char *model = magpie_tagger_find_model (configured, "photos.onnx");
+
+      if (model == NULL)
+        g_message ("The photo model %s from the settings is not there", configured);
       tagger = magpie_tagger_new (model);
       magpie_library_set_tagger (self->library, tagger);
     }
-  else
-    g_info ("No photo model found; photos are tagged by the server only");
   magpie_library_load_async (self->library, NULL, library_loaded_cb, NULL);
 }
 
@@ -255,6 +258,16 @@ setup_uploads (MagpieApplication *self)
                                         self->credentials);
   self->events = magpie_events_new (self->session, self->library, self->connection,
                                     self->credentials);
+  /* The bundled photo model, or a newer one the server offered, unless the settings name
+   * one: then that is what people want, and it is not replaced. */
+  if (magpie_library_get_tagger (self->library) == NULL)
+    {
+      g_autofree char *data_dir = g_build_filename (g_get_user_data_dir (), "magpie", NULL);
+      g_autofree char *bundled = magpie_tagger_find_model (NULL, "photos.onnx");
+
+      self->models = magpie_models_new (self->session, self->connection, self->credentials,
+                                        self->library, data_dir, bundled);
+    }
 }
 
 static void
@@ -265,6 +278,7 @@ magpie_application_startup (GApplication *application)
   static const char *preferences_accels[] = { "<Control>comma", NULL };
   static const char *add_photos_accels[] = { "<Control>o", NULL };
   static const char *search_accels[] = { "<Control>f", NULL };
+  g_autoptr(GAction) work_offline = NULL;
 
   G_APPLICATION_CLASS (magpie_application_parent_class)->startup (application);
 
@@ -272,9 +286,15 @@ magpie_application_startup (GApplication *application)
   self->connection = magpie_connection_new (NULL, 0);
   g_settings_bind (self->settings, "server-url", self->connection, "server-url",
                    G_SETTINGS_BIND_GET);
+  g_settings_bind (self->settings, "work-offline", self->connection, "work-offline",
+                   G_SETTINGS_BIND_GET);
 
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
                                    G_N_ELEMENTS (app_actions), self);
+  /* app.work-offline: a check item in the menu whose state is the setting, so the choice
+   * outlives the run. */
+  work_offline = g_settings_create_action (self->settings, "work-offline");
+  g_action_map_add_action (G_ACTION_MAP (self), work_offline);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.quit", quit_accels);
   gtk_application_set_accels_for_action (GTK_APPLICATION (self), "app.preferences",
                                          preferences_accels);
@@ -319,7 +339,11 @@ magpie_application_dispose (GObject *object)
   MagpieApplication *self = MAGPIE_APPLICATION (object);
 
   if (self->connection != NULL)
-    g_settings_unbind (self->connection, "server-url");
+    {
+      g_settings_unbind (self->connection, "server-url");
+      g_settings_unbind (self->connection, "work-offline");
+    }
+  g_clear_object (&self->models);
   g_clear_object (&self->events);
   g_clear_object (&self->uploader);
   g_clear_object (&self->credentials);
@@ -420,12 +444,30 @@ magpie_application_get_identity (MagpieApplication *self)
 }
 
 /* What sends the outbox to the server, NULL before start-up. */
+/* The temporary S3 credentials the uploader signs with (for tests that age them). */
+MagpieCredentials *
+magpie_application_get_credentials (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+  return self->credentials;
+}
+
 MagpieUploader *
 magpie_application_get_uploader (MagpieApplication *self)
 {
   g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
 
   return self->uploader;
+}
+
+/* What keeps the offline photo model current, NULL before start-up or when the settings name
+ * a model of their own. */
+MagpieModels *
+magpie_application_get_models (MagpieApplication *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_APPLICATION (self), NULL);
+
+  return self->models;
 }
 
 /* The live event stream, NULL before start-up. */

@@ -8,6 +8,7 @@
 #include "magpie-events.h"
 #include "magpie-identity.h"
 #include "magpie-library.h"
+#include "magpie-models.h"
 #include "magpie-uploader.h"
 
 G_BEGIN_DECLS
@@ -22,6 +23,8 @@ MagpieLibrary     *magpie_application_get_library    (MagpieApplication *self);
 MagpieDigits      *magpie_application_get_digits     (MagpieApplication *self);
 MagpieEvents      *magpie_application_get_events     (MagpieApplication *self);
 MagpieIdentity    *magpie_application_get_identity   (MagpieApplication *self);
+MagpieModels      *magpie_application_get_models     (MagpieApplication *self);
+MagpieCredentials *magpie_application_get_credentials (MagpieApplication *self);
 MagpieUploader    *magpie_application_get_uploader   (MagpieApplication *self);
 void               magpie_application_stop_workers   (MagpieApplication *self);
 

@@ -13,6 +13,7 @@ typedef enum {
   MAGPIE_CLIENT_ERROR_STORAGE,      /* the library database or its files */
   MAGPIE_CLIENT_ERROR_NOT_AN_IMAGE, /* an imported file no image loader can read */
   MAGPIE_CLIENT_ERROR_NO_MODEL,     /* a bundled model is missing or unusable */
+  MAGPIE_CLIENT_ERROR_REFUSED,      /* the server said no: wrong password, name taken, … */
 } MagpieClientError;
 
 GQuark magpie_client_error_quark (void);

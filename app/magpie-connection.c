@@ -1,8 +1,11 @@
 /* magpie-connection.c - whether the magpied server can be reached, checked in the background
  *
  * The check is GET <server-url>/healthz: a 200 whose JSON names the service "magpied" means
- * online. It runs when the URL changes and then every check-interval seconds; a check still
- * in flight is cancelled when the URL changes again or the object goes away.
+ * online. It runs when the URL changes, every check-interval seconds while online, and while
+ * the server cannot be reached again after 1, 2, 4 s... (at most MAGPIE_CONNECTION_RETRY_MAX_S),
+ * so a server that comes back is noticed within seconds. GNetworkMonitor says when to look at
+ * once (the network changed) and whether a failed check means "offline" (no network at all)
+ * rather than "server unreachable". "Work Offline" stops every check: nothing is sent.
  */
 #define G_LOG_DOMAIN "magpie-connection"
 
@@ -19,6 +22,9 @@
 #include "magpie-enums.h"
 
 #define MAGPIE_CONNECTION_DEFAULT_INTERVAL_S 15
+/* The longest wait between checks of a server that cannot be reached: people expect photos to
+ * start moving within seconds of the server's return, and /healthz costs the server nothing. */
+#define MAGPIE_CONNECTION_RETRY_MAX_S 5
 /* Shorter than the check interval, so a server that accepts but never answers is reported
  * before the next check would start. */
 #define MAGPIE_CONNECTION_TIMEOUT_S 10
@@ -27,6 +33,7 @@ struct _MagpieConnection {
   GObject                parent_instance;
 
   SoupSession           *session;
+  GNetworkMonitor       *monitor;
   GCancellable          *check_cancellable;
   char                  *server_url;
   char                  *server_version;
@@ -34,6 +41,8 @@ struct _MagpieConnection {
   MagpieConnectionState  state;
   guint                  check_interval;
   guint                  timeout_id;
+  guint                  n_failures;    /* checks failed in a row, for the retry backoff */
+  gboolean               work_offline;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieConnection, magpie_connection, G_TYPE_OBJECT)
@@ -45,12 +54,15 @@ enum {
   PROP_SERVER_VERSION,
   PROP_ERROR_MESSAGE,
   PROP_CHECK_INTERVAL,
+  PROP_WORK_OFFLINE,
   N_PROPS
 };
 
 static GParamSpec *properties[N_PROPS];
 
 static void magpie_connection_start_check (MagpieConnection *self);
+static void schedule_check                (MagpieConnection *self,
+                                           guint             delay_ms);
 
 /* Accepts absolute http:// and https:// URLs with a host; a path is allowed for servers
  * behind a reverse proxy. Returns FALSE and sets @error, in words for people, otherwise. */
@@ -236,6 +248,21 @@ set_result (MagpieConnection      *self,
   g_object_thaw_notify (G_OBJECT (self));
 }
 
+/* The wait before the next check: the interval while online; after failures 1, 2, 4 s... up
+ * to MAGPIE_CONNECTION_RETRY_MAX_S (never more than the interval), spread over its upper half
+ * so that many clients of a restarted server do not come back in step. */
+static guint
+next_check_delay_ms (MagpieConnection *self)
+{
+  guint delay_ms;
+
+  if (self->n_failures == 0)
+    return self->check_interval * 1000;
+  delay_ms = 1000u << MIN (self->n_failures - 1, 8);
+  delay_ms = MIN (delay_ms, MIN (self->check_interval, MAGPIE_CONNECTION_RETRY_MAX_S) * 1000);
+  return delay_ms / 2 + g_random_int_range (0, delay_ms / 2 + 1);
+}
+
 static void
 check_cb (GObject      *object,
           GAsyncResult *result,
@@ -255,13 +282,19 @@ check_cb (GObject      *object,
 
   if (version == NULL)
     {
+      self->n_failures = MIN (self->n_failures + 1, 16);
       g_debug ("%s is unreachable: %s", self->server_url, error->message);
-      set_result (self, MAGPIE_CONNECTION_STATE_UNREACHABLE, NULL, error->message);
+      if (!g_network_monitor_get_network_available (self->monitor))
+        set_result (self, MAGPIE_CONNECTION_STATE_OFFLINE, NULL, _("No network connection"));
+      else
+        set_result (self, MAGPIE_CONNECTION_STATE_UNREACHABLE, NULL, error->message);
     }
   else
     {
+      self->n_failures = 0;
       set_result (self, MAGPIE_CONNECTION_STATE_ONLINE, version, NULL);
     }
+  schedule_check (self, next_check_delay_ms (self));
 }
 
 static void
@@ -269,8 +302,9 @@ magpie_connection_start_check (MagpieConnection *self)
 {
   g_cancellable_cancel (self->check_cancellable);
   g_clear_object (&self->check_cancellable);
+  g_clear_handle_id (&self->timeout_id, g_source_remove);
 
-  if (self->server_url == NULL)
+  if (self->server_url == NULL || self->work_offline)
     return;
 
   self->check_cancellable = g_cancellable_new ();
@@ -282,28 +316,44 @@ recheck_cb (gpointer user_data)
 {
   MagpieConnection *self = user_data;
 
-  /* A slow server keeps its check; starting another would only cancel it. */
-  if (self->check_cancellable == NULL)
-    magpie_connection_start_check (self);
-  return G_SOURCE_CONTINUE;
+  self->timeout_id = 0;
+  magpie_connection_start_check (self);
+  return G_SOURCE_REMOVE;
 }
 
+/* One check at a time: the next is scheduled when the last has finished, so a slow server
+ * keeps its check instead of having it cancelled by the next. */
 static void
-restart_timer (MagpieConnection *self)
+schedule_check (MagpieConnection *self,
+                guint             delay_ms)
 {
   g_clear_handle_id (&self->timeout_id, g_source_remove);
-  if (self->server_url != NULL)
-    self->timeout_id = g_timeout_add_seconds (self->check_interval, recheck_cb, self);
+  if (self->server_url != NULL && !self->work_offline)
+    self->timeout_id = g_timeout_add (delay_ms, recheck_cb, self);
 }
 
-/* Checks now, without waiting for the next periodic check. */
+/* Checks now, without waiting for the next periodic check (and, after failures, without the
+ * backoff): for when something suggests the server has gone or come back. */
 void
 magpie_connection_refresh (MagpieConnection *self)
 {
   g_return_if_fail (MAGPIE_IS_CONNECTION (self));
 
+  self->n_failures = 0;
   magpie_connection_start_check (self);
-  restart_timer (self);
+}
+
+/* The network came or went (or changed its routes): what was known may no longer hold. A server
+ * on this computer stays reachable without a network, so the check decides, not the monitor. */
+static void
+network_changed_cb (MagpieConnection *self,
+                    gboolean          available,
+                    GNetworkMonitor  *monitor)
+{
+  if (self->work_offline)
+    return;
+  if (self->state != MAGPIE_CONNECTION_STATE_ONLINE || !available)
+    magpie_connection_refresh (self);
 }
 
 /* @check_interval is in seconds; 0 means every 15 s. */
@@ -340,6 +390,8 @@ magpie_connection_set_server_url (MagpieConnection *self,
   self->server_url = g_strdup (server_url);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SERVER_URL]);
 
+  if (self->work_offline)
+    return;
   set_result (self, MAGPIE_CONNECTION_STATE_UNKNOWN, NULL, NULL);
   magpie_connection_refresh (self);
 }
@@ -378,6 +430,41 @@ magpie_connection_get_check_interval (MagpieConnection *self)
   return self->check_interval;
 }
 
+gboolean
+magpie_connection_get_work_offline (MagpieConnection *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_CONNECTION (self), FALSE);
+
+  return self->work_offline;
+}
+
+/* "Work Offline": while set the state is offline, no check runs and whatever follows the state
+ * (uploads, the event stream) stays off the network; unset, the server is checked at once. */
+void
+magpie_connection_set_work_offline (MagpieConnection *self,
+                                    gboolean          work_offline)
+{
+  g_return_if_fail (MAGPIE_IS_CONNECTION (self));
+
+  work_offline = !!work_offline;
+  if (self->work_offline == work_offline)
+    return;
+  self->work_offline = work_offline;
+  g_object_freeze_notify (G_OBJECT (self));
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_WORK_OFFLINE]);
+  if (work_offline)
+    {
+      magpie_connection_start_check (self);  /* cancels the one in flight, starts none */
+      set_result (self, MAGPIE_CONNECTION_STATE_OFFLINE, NULL, NULL);
+    }
+  else
+    {
+      set_result (self, MAGPIE_CONNECTION_STATE_UNKNOWN, NULL, NULL);
+      magpie_connection_refresh (self);
+    }
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
 static void
 magpie_connection_dispose (GObject *object)
 {
@@ -386,6 +473,9 @@ magpie_connection_dispose (GObject *object)
   g_cancellable_cancel (self->check_cancellable);
   g_clear_object (&self->check_cancellable);
   g_clear_handle_id (&self->timeout_id, g_source_remove);
+  if (self->monitor != NULL)
+    g_signal_handlers_disconnect_by_func (self->monitor, network_changed_cb, self);
+  g_clear_object (&self->monitor);
   g_clear_object (&self->session);
 
   G_OBJECT_CLASS (magpie_connection_parent_class)->dispose (object);
@@ -433,6 +523,10 @@ magpie_connection_get_property (GObject    *object,
       g_value_set_uint (value, self->check_interval);
       break;
 
+    case PROP_WORK_OFFLINE:
+      g_value_set_boolean (value, self->work_offline);
+      break;
+
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -454,7 +548,10 @@ magpie_connection_set_property (GObject      *object,
 
     case PROP_CHECK_INTERVAL:
       self->check_interval = g_value_get_uint (value);
-      restart_timer (self);
+      break;
+
+    case PROP_WORK_OFFLINE:
+      magpie_connection_set_work_offline (self, g_value_get_boolean (value));
       break;
 
     default:
@@ -497,6 +594,11 @@ magpie_connection_class_init (MagpieConnectionClass *klass)
                        1, G_MAXUINT / 1000, MAGPIE_CONNECTION_DEFAULT_INTERVAL_S,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
+  properties[PROP_WORK_OFFLINE] =
+    g_param_spec_boolean ("work-offline", NULL, NULL,
+                          FALSE,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -509,4 +611,7 @@ magpie_connection_init (MagpieConnection *self)
   self->session = soup_session_new_with_options ("timeout", MAGPIE_CONNECTION_TIMEOUT_S,
                                                  "user-agent", user_agent,
                                                  NULL);
+  self->monitor = g_object_ref (g_network_monitor_get_default ());
+  g_signal_connect_swapped (self->monitor, "network-changed", G_CALLBACK (network_changed_cb),
+                            self);
 }

@@ -53,6 +53,7 @@ struct _MagpieCredentials {
   MagpieS3Credentials *cached;
   char                *cached_url;
   char                *fetching_url;
+  char                *fetching_id;   /* the identity the request under way is for */
   GPtrArray           *waiting;   /* GTask */
   guint                n_fetched;
 };
@@ -79,6 +80,7 @@ magpie_credentials_finalize (GObject *object)
 
   g_free (self->cached_url);
   g_free (self->fetching_url);
+  g_free (self->fetching_id);
 
   G_OBJECT_CLASS (magpie_credentials_parent_class)->finalize (object);
 }
@@ -110,6 +112,9 @@ magpie_credentials_new (SoupSession    *session,
   self = g_object_new (MAGPIE_TYPE_CREDENTIALS, NULL);
   self->session = g_object_ref (session);
   self->identity = g_object_ref (identity);
+  /* Signed in or out: the cached set is another identity's. */
+  g_signal_connect_object (identity, "notify::id", G_CALLBACK (magpie_credentials_invalidate),
+                           self, G_CONNECT_SWAPPED);
   return self;
 }
 
@@ -181,6 +186,10 @@ parse_credentials (JsonNode             *body,
          when != NULL;
 }
 
+static void ensured_cb (GObject      *object,
+                        GAsyncResult *result,
+                        gpointer      user_data);
+
 static void
 fetched_cb (GObject      *object,
             GAsyncResult *result,
@@ -193,6 +202,13 @@ fetched_cb (GObject      *object,
   guint status;
 
   body = magpie_api_request_finish (result, &status, &error);
+  if (g_strcmp0 (self->fetching_id, magpie_identity_get_id (self->identity)) != 0)
+    {
+      /* Someone signed in or out meanwhile: these would be the old identity's. */
+      magpie_identity_ensure_async (self->identity, self->fetching_url, NULL, ensured_cb,
+                                    g_object_ref (self));
+      return;
+    }
   if (body == NULL)
     {
       finish_all (self, error);
@@ -234,6 +250,8 @@ ensured_cb (GObject      *object,
       finish_all (self, error);
       return;
     }
+  g_free (self->fetching_id);
+  self->fetching_id = g_strdup (magpie_identity_get_id (self->identity));
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "identity_id");
   json_builder_add_string_value (builder, magpie_identity_get_id (self->identity));

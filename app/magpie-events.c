@@ -73,6 +73,9 @@ schedule_reconnect (MagpieEvents *self)
   forget_partial_event (self);
   if (magpie_connection_get_state (self->connection) != MAGPIE_CONNECTION_STATE_ONLINE)
     return;
+  /* A stream that ends may be a server that went away: the connection checks at once, and if
+   * so the state change stops the reconnecting until the server is back. */
+  magpie_connection_refresh (self->connection);
   self->attempts = MIN (self->attempts + 1, 16);
   delay_ms = MIN ((gint64) 1000 << (self->attempts - 1), MAGPIE_EVENTS_MAX_BACKOFF_S * 1000);
   delay_ms = delay_ms / 2 + (gint64) (g_random_double () * delay_ms / 2);
@@ -383,6 +386,17 @@ server_url_changed_cb (MagpieEvents *self)
 }
 
 static void
+identity_changed_cb (MagpieEvents *self)
+{
+  MagpieIdentity *identity = magpie_credentials_get_identity (self->credentials);
+
+  /* NULL while a new identity is being found: the stream opened then asks for it. */
+  if (magpie_identity_get_id (identity) == NULL && self->stream == NULL)
+    return;
+  server_url_changed_cb (self);
+}
+
+static void
 magpie_events_dispose (GObject *object)
 {
   MagpieEvents *self = MAGPIE_EVENTS (object);
@@ -446,6 +460,9 @@ magpie_events_new (SoupSession       *session,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (connection, "notify::server-url",
                            G_CALLBACK (server_url_changed_cb), self, G_CONNECT_SWAPPED);
+  /* Signed in or out: another identity's stream, from its start. */
+  g_signal_connect_object (magpie_credentials_get_identity (credentials), "notify::id",
+                           G_CALLBACK (identity_changed_cb), self, G_CONNECT_SWAPPED);
   start (self);
   return self;
 }

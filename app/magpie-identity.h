@@ -1,4 +1,5 @@
-/* magpie-identity.h - who this installation is to magpied: a guest identity kept in the keyring */
+/* magpie-identity.h - who this installation is to magpied: a guest identity or an account, kept
+ * in the keyring */
 #pragma once
 
 #include <libsecret/secret.h>
@@ -16,12 +17,31 @@ const char         *magpie_identity_get_server_url   (MagpieIdentity      *self)
 const char         *magpie_identity_get_id           (MagpieIdentity      *self);
 const char         *magpie_identity_get_secret       (MagpieIdentity      *self);
 gboolean            magpie_identity_get_in_keyring   (MagpieIdentity      *self);
+const char         *magpie_identity_get_username     (MagpieIdentity      *self);
 void                magpie_identity_ensure_async     (MagpieIdentity      *self,
                                                       const char          *server_url,
                                                       GCancellable        *cancellable,
                                                       GAsyncReadyCallback  callback,
                                                       gpointer             user_data);
 gboolean            magpie_identity_ensure_finish    (MagpieIdentity      *self,
+                                                      GAsyncResult        *result,
+                                                      GError             **error);
+void                magpie_identity_sign_in_async    (MagpieIdentity      *self,
+                                                      const char          *server_url,
+                                                      const char          *username,
+                                                      const char          *password,
+                                                      gboolean             create_account,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+gboolean            magpie_identity_sign_in_finish   (MagpieIdentity      *self,
+                                                      GAsyncResult        *result,
+                                                      GError             **error);
+void                magpie_identity_sign_out_async   (MagpieIdentity      *self,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+gboolean            magpie_identity_sign_out_finish  (MagpieIdentity      *self,
                                                       GAsyncResult        *result,
                                                       GError             **error);
 

@@ -358,7 +358,9 @@ magpie_library_get_loaded (MagpieLibrary *self)
   return self->loaded;
 }
 
-/* Photos without tags, and those added later, are tagged with @tagger (may be NULL). */
+/* Photos without tags, and those added later, are tagged with @tagger (may be NULL). Tags from
+ * a model @tagger replaces stay: a new model comes from the server while it is online, so those
+ * photos are on their way there and will have the server's tags in a moment. */
 void
 magpie_library_set_tagger (MagpieLibrary *self,
                            MagpieTagger  *tagger)
@@ -523,8 +525,10 @@ tagged_cb (GObject      *object,
                    error->message);
       return;
     }
-  /* Not after the library was disposed (its store is gone then). */
-  if (call->library->store != NULL && tags->len > 0)
+  /* Not after the library was disposed (its store is gone then), nor from a model since
+   * replaced, whose answer may come after the new one's. */
+  if (call->library->store != NULL && tags->len > 0 &&
+      MAGPIE_TAGGER (object) == call->library->tagger)
     magpie_library_set_tags (call->library, call->photo, tags, MAGPIE_TAG_SOURCE_LOCAL);
 }
 

@@ -931,6 +931,79 @@ magpie_outbox_fail_async (MagpieOutbox        *self,
   run_update (self, args, magpie_outbox_fail_async, cancellable, callback, user_data);
 }
 
+/* Entry @id goes back to waiting, due at once and without counting an attempt: its upload
+ * was stopped on purpose (the photo was deleted, and undo brings it back to the outbox; or
+ * Work Offline was switched on). */
+void
+magpie_outbox_release_async (MagpieOutbox        *self,
+                             gint64               id,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  UpdateArgs *args;
+
+  g_return_if_fail (MAGPIE_IS_OUTBOX (self));
+
+  args = g_new0 (UpdateArgs, 1);
+  args->id = id;
+  args->upload = MAGPIE_UPLOAD_WAITING;
+  args->sent = 0;
+  run_update (self, args, magpie_outbox_release_async, cancellable, callback, user_data);
+}
+
+static gpointer
+retry_now_sql (sqlite3   *db,
+               gpointer   data,
+               GError   **error)
+{
+  if (!magpie_store_run_ids (db, "UPDATE photos SET next_attempt = 0 WHERE upload = ?",
+                             "retrying the outbox", error, 1, (gint64) MAGPIE_UPLOAD_WAITING))
+    return NULL;
+  return GINT_TO_POINTER (1);
+}
+
+static void
+retried_now_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (magpie_store_run_finish (MAGPIE_STORE (object), result, &error) == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+/* Makes every waiting entry due now, however long its backoff: for when the server is back
+ * after an outage that made attempts fail. Failed attempts still count. */
+void
+magpie_outbox_retry_now_async (MagpieOutbox        *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (MAGPIE_IS_OUTBOX (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, magpie_outbox_retry_now_async);
+  magpie_store_run_async (self->store, retry_now_sql, NULL, NULL, NULL, NULL, retried_now_cb,
+                          task);
+}
+
+gboolean
+magpie_outbox_retry_now_finish (MagpieOutbox  *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 MagpieStoreRow *
 magpie_outbox_update_finish (MagpieOutbox  *self,
                              GAsyncResult  *result,

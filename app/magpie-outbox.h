@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 
+#include "magpie-multipart.h"
 #include "magpie-store.h"
 
 G_BEGIN_DECLS
@@ -66,7 +67,58 @@ void            magpie_outbox_fail_async          (MagpieOutbox        *self,
                                                    GCancellable        *cancellable,
                                                    GAsyncReadyCallback  callback,
                                                    gpointer             user_data);
+void            magpie_outbox_release_async       (MagpieOutbox        *self,
+                                                   gint64               id,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
 MagpieStoreRow *magpie_outbox_update_finish       (MagpieOutbox        *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+void            magpie_outbox_retry_now_async     (MagpieOutbox        *self,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+gboolean        magpie_outbox_retry_now_finish    (MagpieOutbox        *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+
+/* Multipart uploads under way (magpie-outbox-multipart.c) */
+void            magpie_outbox_get_multipart_async (MagpieOutbox        *self,
+                                                   gint64               photo,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+void            magpie_outbox_begin_multipart_async (MagpieOutbox      *self,
+                                                   gint64               photo,
+                                                   const char          *endpoint,
+                                                   const char          *bucket,
+                                                   const char          *key,
+                                                   const char          *upload_id,
+                                                   gint64               size,
+                                                   gint64               part_size,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+void            magpie_outbox_list_abandoned_async (MagpieOutbox       *self,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+gpointer        magpie_outbox_multipart_finish    (MagpieOutbox        *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+void            magpie_outbox_add_part_async      (MagpieOutbox        *self,
+                                                   gint64               upload,
+                                                   const MagpiePart    *part,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+void            magpie_outbox_forget_multipart_async (MagpieOutbox     *self,
+                                                   gint64               upload,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+gboolean        magpie_outbox_multipart_update_finish (MagpieOutbox    *self,
                                                    GAsyncResult        *result,
                                                    GError             **error);
 

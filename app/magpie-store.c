@@ -17,7 +17,7 @@
 #include "magpie-client-error.h"
 #include "magpie-photo.h"
 
-#define MAGPIE_STORE_SCHEMA_VERSION 1
+#define MAGPIE_STORE_SCHEMA_VERSION 2
 
 struct _MagpieStore {
   GObject      parent_instance;
@@ -123,7 +123,10 @@ magpie_store_exec (sqlite3     *db,
   return TRUE;
 }
 
-static const char schema[] =
+/* Each migration takes the database from the version before it to its own (its index + 1);
+ * they run in order, each in one transaction, from whatever version the file is at. */
+static const char *const migrations[] = {
+  /* 1: the photos and their tags */
   "CREATE TABLE IF NOT EXISTS photos ("
   "  id INTEGER PRIMARY KEY,"
   "  source TEXT NOT NULL,"
@@ -145,8 +148,52 @@ static const char schema[] =
   "  label TEXT NOT NULL,"
   "  confidence REAL NOT NULL,"
   "  source INTEGER NOT NULL,"
-  "  PRIMARY KEY (photo, label));"
-  "PRAGMA user_version = 1;";
+  "  PRIMARY KEY (photo, label));",
+  /* 2: multipart uploads under way and their finished parts, so the next run resumes them.
+   * An upload outlives its photo (photo becomes NULL) until the store has aborted it. */
+  "CREATE TABLE multipart_uploads ("
+  "  id INTEGER PRIMARY KEY,"
+  "  photo INTEGER UNIQUE REFERENCES photos(id) ON DELETE SET NULL,"
+  "  endpoint TEXT NOT NULL,"
+  "  bucket TEXT NOT NULL,"
+  "  key TEXT NOT NULL,"
+  "  upload_id TEXT NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  part_size INTEGER NOT NULL,"
+  "  created INTEGER NOT NULL);"
+  "CREATE TABLE multipart_parts ("
+  "  upload INTEGER NOT NULL REFERENCES multipart_uploads(id) ON DELETE CASCADE,"
+  "  number INTEGER NOT NULL,"
+  "  size INTEGER NOT NULL,"
+  "  etag TEXT NOT NULL,"
+  "  PRIMARY KEY (upload, number));",
+};
+
+G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == MAGPIE_STORE_SCHEMA_VERSION);
+
+static gboolean
+migrate (sqlite3  *db,
+         int       version,
+         GError  **error)
+{
+  for (; version < MAGPIE_STORE_SCHEMA_VERSION; version++)
+    {
+      g_autofree char *set_version = g_strdup_printf ("PRAGMA user_version = %d;",
+                                                      version + 1);
+
+      if (!magpie_store_exec (db, "BEGIN IMMEDIATE", error))
+        return FALSE;
+      if (!magpie_store_exec (db, migrations[version], error) ||
+          !magpie_store_exec (db, set_version, error))
+        {
+          magpie_store_exec (db, "ROLLBACK", NULL);
+          return FALSE;
+        }
+      if (!magpie_store_exec (db, "COMMIT", error))
+        return FALSE;
+    }
+  return TRUE;
+}
 
 static gboolean
 store_open (MagpieStore  *self,
@@ -191,7 +238,7 @@ store_open (MagpieStore  *self,
                    self->path, version, MAGPIE_STORE_SCHEMA_VERSION);
       return FALSE;
     }
-  return magpie_store_exec (self->db, schema, error);
+  return migrate (self->db, version, error);
 }
 
 static void

@@ -26,6 +26,7 @@ struct _MagpieTagger {
   GObject        parent_instance;
 
   char          *model_path;
+  char          *fallback;   /* tried when model_path cannot be used */
   GThreadPool   *pool;       /* NULL once closed */
   gint           closed;     /* atomic: queued work is dropped */
   /* only touched on the pool's thread */
@@ -63,29 +64,30 @@ magpie_tagger_find_model (const char *configured,
 }
 
 static gboolean
-tagger_load (MagpieTagger  *self,
-             GError       **error)
+tagger_load_path (MagpieTagger  *self,
+                  const char    *model_path,
+                  GError       **error)
 {
   g_autofree char *sidecar = NULL;
   g_autoptr(GError) local_error = NULL;
   g_auto(GStrv) lines = NULL;
   guint n = 0;
 
-  if (self->model_path == NULL)
+  if (model_path == NULL)
     {
       g_set_error_literal (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
                            "no photo model is installed");
       return FALSE;
     }
 
-  self->model = nn_model_new_from_file (self->model_path, &local_error);
+  self->model = nn_model_new_from_file (model_path, &local_error);
   if (self->model == NULL)
     goto fail;
   /* Half the cores at most: tagging must not make the interface stutter. */
   nn_model_set_threads (self->model, MAX (1, (int) g_get_num_processors () / 2));
 
   self->config = nn_image_config_new ();
-  sidecar = nn_image_sidecar_path (self->model_path);
+  sidecar = nn_image_sidecar_path (model_path);
   if (!nn_image_config_load (self->config, sidecar, &local_error))
     goto fail;
   nn_image_config_fit_model (self->config, self->model);
@@ -107,10 +109,27 @@ tagger_load (MagpieTagger  *self,
 
 fail:
   g_set_error (error, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NO_MODEL,
-               "cannot use the photo model %s: %s", self->model_path, local_error->message);
+               "cannot use the photo model %s: %s", model_path, local_error->message);
   g_clear_pointer (&self->model, nn_model_free);
+  g_clear_pointer (&self->config, nn_image_config_free);
   return FALSE;
 }
+
+/* The model, else the fallback (the bundled model behind a downloaded one). */
+static gboolean
+tagger_load (MagpieTagger  *self,
+             GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (self->fallback == NULL || g_strcmp0 (self->fallback, self->model_path) == 0)
+    return tagger_load_path (self, self->model_path, error);
+  if (tagger_load_path (self, self->model_path, &local_error))
+    return TRUE;
+  g_message ("%s; using %s instead", local_error->message, self->fallback);
+  return tagger_load_path (self, self->fallback, error);
+}
+
 
 static void
 tag_worker (gpointer data,
@@ -185,6 +204,7 @@ magpie_tagger_finalize (GObject *object)
   g_clear_pointer (&self->labels, g_strfreev);
   g_clear_error (&self->load_error);
   g_free (self->model_path);
+  g_free (self->fallback);
 
   G_OBJECT_CLASS (magpie_tagger_parent_class)->finalize (object);
 }
@@ -210,6 +230,18 @@ magpie_tagger_new (const char *model_path)
 
   self->model_path = g_strdup (model_path);
   return self;
+}
+
+/* @fallback (another model with its sidecar) is loaded instead when the model cannot be: the
+ * bundled model behind one downloaded from the server. Set before the first photo. */
+void
+magpie_tagger_set_fallback (MagpieTagger *self,
+                            const char   *fallback)
+{
+  g_return_if_fail (MAGPIE_IS_TAGGER (self));
+
+  g_free (self->fallback);
+  self->fallback = g_strdup (fallback);
 }
 
 const char *

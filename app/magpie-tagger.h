@@ -17,6 +17,8 @@ char         *magpie_tagger_find_model   (const char          *configured,
                                           const char          *name);
 MagpieTagger *magpie_tagger_new          (const char          *model_path);
 const char   *magpie_tagger_get_model    (MagpieTagger        *self);
+void          magpie_tagger_set_fallback (MagpieTagger        *self,
+                                          const char          *fallback);
 void          magpie_tagger_tag_async    (MagpieTagger        *self,
                                           GFile               *file,
                                           GCancellable        *cancellable,

@@ -2,8 +2,12 @@
  *
  * For each entry: credentials (cached), then POST /v1/photos to ask whether the server already
  * has the object (content addressed: same bytes, same key), else a SigV4-signed PutObject
- * streamed from the stored file, then POST /v1/photos. Failures go back to the outbox, which
- * retries with exponential backoff and jitter. */
+ * streamed from the stored file (a multipart upload for files over
+ * MAGPIE_MULTIPART_THRESHOLD, see magpie-uploader-multipart.c), then POST /v1/photos.
+ * Failures go back to the outbox, which retries with exponential backoff and jitter.
+ *
+ * MAGPIE_TEST_UPLOAD_RATE (bytes per second) paces the parts of multipart uploads. It is for
+ * tests only, which must stop the app while a large photo is on its way; people never set it. */
 #define G_LOG_DOMAIN "magpie-uploader"
 
 #include "config.h"
@@ -14,23 +18,8 @@
 
 #include "magpie-api.h"
 #include "magpie-client-error.h"
-#include "mp-sigv4.h"
-
-struct _MagpieUploader {
-  GObject            parent_instance;
-
-  SoupSession       *session;
-  MagpieLibrary     *library;
-  MagpieOutbox      *outbox;
-  MagpieConnection  *connection;
-  MagpieCredentials *credentials;
-  GCancellable      *cancellable;
-  guint              retry_source;
-  guint              n_active;
-  guint              n_put;
-  gboolean           taking;
-  gboolean           again;    /* asked to look again while taking */
-};
+#include "magpie-s3.h"
+#include "magpie-uploader-private.h"
 
 G_DEFINE_FINAL_TYPE (MagpieUploader, magpie_uploader, G_TYPE_OBJECT)
 
@@ -42,21 +31,14 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
-typedef struct {
-  MagpieUploader      *self;
-  MagpieStoreRow      *row;
-  MagpieS3Credentials *creds;
-  char                *server_url;
-  char                *key;
-  int                  last_percent;
-  goffset              sent;
-} Upload;
-
 static void pump (MagpieUploader *self);
 
 static void
 upload_free (Upload *up)
 {
+  g_ptr_array_remove (up->self->uploads, up);
+  _magpie_uploader_multipart_clear (up);
+  g_clear_object (&up->cancellable);
   g_clear_pointer (&up->row, magpie_store_row_free);
   g_clear_pointer (&up->creds, magpie_s3_credentials_unref);
   g_free (up->server_url);
@@ -97,18 +79,48 @@ recorded_cb (GObject      *object,
   row = magpie_outbox_update_finish (MAGPIE_OUTBOX (object), result, &error);
   if (row == NULL && error != NULL)
     g_warning ("Cannot record how the upload of %s ended: %s", up->row->name, error->message);
+  /* Given up on: the parts a multipart upload left on the store are aborted. */
+  if (row != NULL && row->upload == MAGPIE_UPLOAD_FAILED && row->size > MAGPIE_MULTIPART_THRESHOLD)
+    up->self->sweep_needed = TRUE;
   upload_done (up);
 }
 
-static void
-upload_fail (Upload     *up,
-             const char *reason,
-             gboolean    retryable)
+/* Ends @up: a @retryable failure goes back to the outbox for a later try. An upload stopped
+ * on purpose ends without counting as a failure: a deleted photo's entry is released (undo
+ * brings it back), and nothing is written while the uploader shuts down. */
+void
+_magpie_uploader_fail (Upload     *up,
+                       const char *reason,
+                       gboolean    retryable)
 {
+  if (g_cancellable_is_cancelled (up->self->cancellable))
+    {
+      upload_done (up);
+      return;
+    }
+  if (up->abandoned || up->called_off)
+    {
+      /* Not failed: back in the outbox as it was, or released for undo. */
+      g_debug ("Upload of %s stopped: %s", up->row->name,
+               up->abandoned ? "the photo was deleted" : "working offline");
+      magpie_outbox_release_async (up->self->outbox, up->row->id, NULL, recorded_cb, up);
+      return;
+    }
   g_message ("Upload of %s failed%s: %s", up->row->name, retryable ? " (will retry)" : "",
              reason);
   magpie_outbox_fail_async (up->self->outbox, up->row->id, reason, retryable, NULL, recorded_cb,
                             up);
+}
+
+/* No (usable) answer at all: the server may have gone, and the connection had better find out
+ * now than at its next check, so that the outbox stops being drained into a void. */
+static void
+upload_fail_unanswered (Upload       *up,
+                        const GError *error)
+{
+  if (!g_cancellable_is_cancelled (up->cancellable))
+    magpie_connection_refresh (up->self->connection);
+  _magpie_uploader_fail (up, error->message, TRUE);
 }
 
 static void put_object (Upload *up);
@@ -127,12 +139,16 @@ registered_cb (GObject      *object,
   body = magpie_api_request_finish (result, &status, &error);
   if (body == NULL)
     {
-      upload_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   if (status == SOUP_STATUS_OK || status == SOUP_STATUS_CREATED)
     {
       magpie_library_apply_server_photo (up->self->library, body);
+      /* A multipart upload the last run completed but did not get to forget is cleared by
+       * the sweep once the photo is recorded as uploaded. */
+      if (up->row->size > MAGPIE_MULTIPART_THRESHOLD)
+        up->self->sweep_needed = TRUE;
       magpie_outbox_complete_async (up->self->outbox, up->row->id, NULL, recorded_cb, up);
       return;
     }
@@ -143,12 +159,15 @@ registered_cb (GObject      *object,
       return;
     }
   message = magpie_api_error_message (body, status);
-  upload_fail (up, message, status >= 500 || status == SOUP_STATUS_UNAUTHORIZED ||
-                            status == 429 /* Too Many Requests */);
+  /* The session token was refused: the next try fetches new credentials. */
+  if (status == SOUP_STATUS_UNAUTHORIZED)
+    magpie_credentials_invalidate (up->self->credentials);
+  _magpie_uploader_fail (up, message, status >= 500 || status == SOUP_STATUS_UNAUTHORIZED ||
+                                      status == 429 /* Too Many Requests */);
 }
 
-static void
-register_photo (Upload *up)
+void
+_magpie_uploader_register_photo (Upload *up)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autoptr(JsonNode) root = NULL;
@@ -161,8 +180,23 @@ register_photo (Upload *up)
   root = json_builder_get_root (builder);
   body = json_to_string (root, FALSE);
   magpie_api_request_async (up->self->session, "POST", up->server_url, "/v1/photos",
-                            up->creds->api_token, body, up->self->cancellable,
+                            up->creds->api_token, body, up->cancellable,
                             registered_cb, up);
+}
+
+/* Tells the outbox (and so the tile) that @sent bytes are out: once per percent, since each
+ * report is a database write. */
+void
+_magpie_uploader_report_progress (Upload  *up,
+                                  goffset  sent)
+{
+  int percent = up->row->size > 0 ? (int) (sent * 100 / up->row->size) : 100;
+
+  if (percent != up->last_percent)
+    {
+      up->last_percent = percent;
+      magpie_outbox_set_progress (up->self->outbox, up->row->id, sent, up->row->size);
+    }
 }
 
 static void
@@ -171,33 +205,9 @@ wrote_body_data_cb (SoupMessage *message,
                     gpointer     user_data)
 {
   Upload *up = user_data;
-  int percent;
 
   up->sent += chunk_size;
-  percent = up->row->size > 0 ? (int) (up->sent * 100 / up->row->size) : 100;
-  /* Each report is a database write: one per percent is smooth enough for the tile. */
-  if (percent != up->last_percent)
-    {
-      up->last_percent = percent;
-      magpie_outbox_set_progress (up->self->outbox, up->row->id, up->sent, up->row->size);
-    }
-}
-
-static char *
-s3_error_code (GBytes *body)
-{
-  gsize len;
-  const char *data = body != NULL ? g_bytes_get_data (body, &len) : NULL;
-  const char *start;
-  const char *end;
-
-  if (data == NULL)
-    return NULL;
-  start = g_strstr_len (data, len, "<Code>");
-  end = start != NULL ? g_strstr_len (start, len - (start - data), "</Code>") : NULL;
-  if (end == NULL)
-    return NULL;
-  return g_strndup (start + 6, end - start - 6);
+  _magpie_uploader_report_progress (up, up->sent);
 }
 
 static void
@@ -206,19 +216,19 @@ put_cb (GObject      *object,
         gpointer      user_data)
 {
   Upload *up = user_data;
-  SoupMessage *message = soup_session_get_async_result_message (SOUP_SESSION (object), result);
+  SoupMessage *message = magpie_s3_send_get_message (result);
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) body = NULL;
   g_autofree char *code = NULL;
   g_autofree char *reason = NULL;
   guint status;
 
-  body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
+  body = magpie_s3_send_finish (SOUP_SESSION (object), result, &error);
   g_signal_handlers_disconnect_by_func (message, wrote_body_data_cb, up);
   if (body == NULL)
     {
       up->sent = 0;
-      upload_fail (up, error->message, TRUE);
+      upload_fail_unanswered (up, error);
       return;
     }
   status = soup_message_get_status (message);
@@ -226,34 +236,18 @@ put_cb (GObject      *object,
     {
       up->self->n_put++;
       up->sent = MAX (up->sent, 1);
-      register_photo (up);
+      _magpie_uploader_register_photo (up);
       return;
     }
   up->sent = 0;
-  code = s3_error_code (body);
-  if (g_strcmp0 (code, "ExpiredToken") == 0 || g_strcmp0 (code, "InvalidAccessKeyId") == 0)
+  code = magpie_s3_error_code (body);
+  if (magpie_s3_credentials_error (code))
     magpie_credentials_invalidate (up->self->credentials);
   /* Translators: %s is the storage's error code, %u an HTTP status */
   reason = g_strdup_printf (_("The storage refused the photo (%s, HTTP %u)"),
                             code != NULL ? code : "?", status);
-  upload_fail (up, reason, status >= 500 || status == SOUP_STATUS_FORBIDDEN ||
-                           g_strcmp0 (code, "RequestTimeTooSkewed") == 0);
-}
-
-static const char *
-content_type_for (const char *extension)
-{
-  g_autofree char *lower = g_ascii_strdown (extension, -1);
-
-  if (g_str_equal (lower, "jpg") || g_str_equal (lower, "jpeg"))
-    return "image/jpeg";
-  if (g_str_equal (lower, "png"))
-    return "image/png";
-  if (g_str_equal (lower, "webp"))
-    return "image/webp";
-  if (g_str_equal (lower, "gif"))
-    return "image/gif";
-  return "application/octet-stream";
+  _magpie_uploader_fail (up, reason, status >= 500 || status == SOUP_STATUS_FORBIDDEN ||
+                                     g_strcmp0 (code, "RequestTimeTooSkewed") == 0);
 }
 
 static void
@@ -265,97 +259,43 @@ opened_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
   g_autoptr(GFileInputStream) stream = NULL;
   g_autoptr(SoupMessage) message = NULL;
-  g_autoptr(GUri) endpoint = NULL;
-  g_autoptr(MpSigv4Signed) signed_request = NULL;
-  g_autofree char *escaped_key = NULL;
-  g_autofree char *path = NULL;
-  g_autofree char *url = NULL;
-  g_autofree char *host = NULL;
-  const char *content_type = content_type_for (up->row->extension);
-  SoupMessageHeaders *headers;
-  MpSigv4Header sign_headers[2];
-  MpSigv4Request request = { 0 };
-  MpSigv4SigningParams params = { 0 };
+  const char *content_type = magpie_s3_content_type_for (up->row->extension);
 
   stream = g_file_read_finish (G_FILE (object), result, &error);
   if (stream == NULL)
     {
-      upload_fail (up, error->message, FALSE);
+      _magpie_uploader_fail (up, error->message, FALSE);
       return;
     }
-  endpoint = g_uri_parse (up->creds->endpoint, G_URI_FLAGS_NONE, &error);
-  if (endpoint == NULL || g_uri_get_host (endpoint) == NULL)
-    {
-      upload_fail (up, _("The server named a storage address Magpie cannot use"), TRUE);
-      return;
-    }
-  escaped_key = g_uri_escape_string (up->key, "/", FALSE);
-  path = g_strconcat (g_str_has_suffix (g_uri_get_path (endpoint), "/") ?
-                      "" : g_uri_get_path (endpoint), "/", up->creds->bucket, "/", escaped_key,
-                      NULL);
-  if (path[0] != '/')
-    {
-      g_autofree char *rooted = g_strconcat ("/", path, NULL);
-
-      g_free (path);
-      path = g_steal_pointer (&rooted);
-    }
-  host = g_uri_get_port (endpoint) > 0
-         ? g_strdup_printf ("%s:%d", g_uri_get_host (endpoint), g_uri_get_port (endpoint))
-         : g_strdup (g_uri_get_host (endpoint));
-  url = g_strdup_printf ("%s://%s%s", g_uri_get_scheme (endpoint), host, path);
-  message = soup_message_new ("PUT", url);
-  if (message == NULL)
-    {
-      upload_fail (up, _("The server named a storage address Magpie cannot use"), TRUE);
-      return;
-    }
-
-  sign_headers[0] = (MpSigv4Header) { "host", host };
-  sign_headers[1] = (MpSigv4Header) { "content-type", content_type };
-  request.method = "PUT";
-  request.path = path;
-  request.headers = sign_headers;
-  request.n_headers = G_N_ELEMENTS (sign_headers);
   /* The key is the SHA-256 of these very bytes, so the payload is signed without reading it
    * twice. */
-  request.payload_hash = up->row->sha256;
-  params.access_key_id = up->creds->access_key_id;
-  params.secret_access_key = up->creds->secret_access_key;
-  params.session_token = up->creds->session_token;
-  params.region = up->creds->region;
-  params.service = "s3";
-  params.now = g_get_real_time () / G_USEC_PER_SEC;
-  params.flags = MP_SIGV4_FLAGS_S3;
-  signed_request = mp_sigv4_sign (&request, &params, &error);
-  if (signed_request == NULL)
+  message = magpie_s3_message_new (up->creds, "PUT", up->key, NULL, content_type,
+                                   up->row->sha256, &error);
+  if (message == NULL)
     {
-      upload_fail (up, error->message, FALSE);
+      _magpie_uploader_fail (up, error->message, TRUE);
       return;
     }
-  headers = soup_message_get_request_headers (message);
-  for (gsize i = 0; i < signed_request->n_set_headers; i++)
-    soup_message_headers_replace (headers, signed_request->set_headers[i].name,
-                                  signed_request->set_headers[i].value);
   soup_message_set_request_body (message, content_type, G_INPUT_STREAM (stream), up->row->size);
 
   up->sent = 0;
   up->last_percent = -1;
   g_signal_connect (message, "wrote-body-data", G_CALLBACK (wrote_body_data_cb), up);
-  soup_session_send_and_read_async (up->self->session, message, G_PRIORITY_LOW,
-                                    up->self->cancellable, put_cb, up);
+  magpie_s3_send_async (up->self->session, message, up->cancellable, put_cb, up);
 }
 
 static void
 put_object (Upload *up)
 {
-  g_autoptr(GFile) file = magpie_outbox_get_photo_file (up->self->outbox, up->row->sha256,
-                                                        up->row->extension);
+  g_autoptr(GFile) file = NULL;
 
-  if (up->row->size > MAGPIE_UPLOADER_MULTIPART_THRESHOLD)
-    g_info ("%s is %" G_GINT64_FORMAT " bytes: sent in one PUT (no multipart yet)",
-            up->row->name, up->row->size);
-  g_file_read_async (file, G_PRIORITY_LOW, up->self->cancellable, opened_cb, up);
+  if (up->row->size > MAGPIE_MULTIPART_THRESHOLD)
+    {
+      _magpie_uploader_multipart (up);
+      return;
+    }
+  file = magpie_outbox_get_photo_file (up->self->outbox, up->row->sha256, up->row->extension);
+  g_file_read_async (file, G_PRIORITY_LOW, up->cancellable, opened_cb, up);
 }
 
 static void
@@ -370,14 +310,14 @@ credentials_cb (GObject      *object,
   g_debug ("Credentials for %s: %s", up->row->name, error != NULL ? error->message : "ok");
   if (up->creds == NULL)
     {
-      upload_fail (up, error->message, TRUE);
+      _magpie_uploader_fail (up, error->message, TRUE);
       return;
     }
   up->key = magpie_outbox_object_key (up->creds->identity_id, up->row->sha256,
                                       up->row->extension);
   /* Asking first makes re-imports and restarts after a lost answer cost nothing. */
   up->sent = 0;
-  register_photo (up);
+  _magpie_uploader_register_photo (up);
 }
 
 static void
@@ -390,9 +330,11 @@ start_upload (MagpieUploader *self,
 
   up->self = g_object_ref (self);
   up->row = row;
+  up->cancellable = g_cancellable_new ();
+  g_ptr_array_add (self->uploads, up);
   up->server_url = g_strdup (magpie_connection_get_server_url (self->connection));
   set_n_active (self, self->n_active + 1);
-  magpie_credentials_get_async (self->credentials, up->server_url, self->cancellable,
+  magpie_credentials_get_async (self->credentials, up->server_url, up->cancellable,
                                 credentials_cb, up);
 }
 
@@ -428,6 +370,14 @@ taken_cb (GObject      *object,
       g_warning ("Cannot take a photo from the outbox: %s", error->message);
       return;
     }
+  if (row != NULL && magpie_connection_get_state (self->connection) !=
+                     MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Offline since it was asked for: it stays in the outbox. */
+      magpie_outbox_release_async (self->outbox, row->id, NULL, NULL, NULL);
+      magpie_store_row_free (row);
+      return;
+    }
   if (row != NULL)
     {
       start_upload (self, row);
@@ -455,6 +405,8 @@ pump (MagpieUploader *self)
   if (magpie_connection_get_state (self->connection) != MAGPIE_CONNECTION_STATE_ONLINE ||
       magpie_connection_get_server_url (self->connection) == NULL)
     return;
+  if (self->sweep_needed && !self->sweeping)
+    _magpie_uploader_sweep (self);
   if (self->taking)
     {
       self->again = TRUE;
@@ -476,6 +428,48 @@ magpie_uploader_kick (MagpieUploader *self)
 }
 
 static void
+retried_now_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(MagpieUploader) self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!magpie_outbox_retry_now_finish (MAGPIE_OUTBOX (object), result, &error))
+    g_warning ("Cannot retry the outbox: %s", error->message);
+  pump (self);
+}
+
+static void
+state_changed_cb (MagpieUploader *self)
+{
+  MagpieConnectionState state = magpie_connection_get_state (self->connection);
+  MagpieConnectionState last = self->last_state;
+
+  self->last_state = state;
+  if (state == MAGPIE_CONNECTION_STATE_ONLINE && last != MAGPIE_CONNECTION_STATE_ONLINE)
+    {
+      /* Back: what failed while the server was away goes now, not after its backoff. */
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+      magpie_outbox_retry_now_async (self->outbox, NULL, retried_now_cb, g_object_ref (self));
+    }
+  else if (state == MAGPIE_CONNECTION_STATE_OFFLINE &&
+           magpie_connection_get_work_offline (self->connection))
+    {
+      /* Work Offline means nothing more goes out, not even the rest of a photo (a multipart
+       * upload keeps its parts and resumes from them later). */
+      for (guint i = 0; i < self->uploads->len; i++)
+        {
+          Upload *up = self->uploads->pdata[i];
+
+          up->called_off = TRUE;
+          g_cancellable_cancel (up->cancellable);
+        }
+      g_clear_handle_id (&self->retry_source, g_source_remove);
+    }
+}
+
+static void
 entry_changed_cb (MagpieUploader *self,
                   gint64          id,
                   int             upload,
@@ -487,7 +481,20 @@ entry_changed_cb (MagpieUploader *self,
     pump (self);
 }
 
-/* New photos in the library are new entries in the outbox. */
+static gboolean
+sweep_cb (gpointer user_data)
+{
+  MagpieUploader *self = user_data;
+
+  self->sweep_source = 0;
+  self->sweep_needed = TRUE;
+  pump (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* New photos in the library are new entries in the outbox. A deleted photo's upload stops,
+ * and its multipart upload is aborted once the library has marked it deleted (the idle runs
+ * after magpie_library_remove() has queued that). */
 static void
 items_changed_cb (MagpieUploader *self,
                   guint           position,
@@ -495,6 +502,21 @@ items_changed_cb (MagpieUploader *self,
                   guint           added,
                   GListModel     *library)
 {
+  if (removed > 0)
+    {
+      for (guint i = 0; i < self->uploads->len; i++)
+        {
+          Upload *up = self->uploads->pdata[i];
+
+          if (magpie_library_find (self->library, up->row->id) == NULL)
+            {
+              up->abandoned = TRUE;
+              g_cancellable_cancel (up->cancellable);
+            }
+        }
+      if (self->sweep_source == 0)
+        self->sweep_source = g_idle_add (sweep_cb, self);
+    }
   if (added > 0)
     pump (self);
 }
@@ -505,7 +527,10 @@ magpie_uploader_dispose (GObject *object)
   MagpieUploader *self = MAGPIE_UPLOADER (object);
 
   g_cancellable_cancel (self->cancellable);
+  for (guint i = 0; i < self->uploads->len; i++)
+    g_cancellable_cancel (((Upload *) self->uploads->pdata[i])->cancellable);
   g_clear_handle_id (&self->retry_source, g_source_remove);
+  g_clear_handle_id (&self->sweep_source, g_source_remove);
   g_clear_object (&self->cancellable);
   g_clear_object (&self->session);
   g_clear_object (&self->library);
@@ -514,6 +539,17 @@ magpie_uploader_dispose (GObject *object)
   g_clear_object (&self->credentials);
 
   G_OBJECT_CLASS (magpie_uploader_parent_class)->dispose (object);
+}
+
+static void
+magpie_uploader_finalize (GObject *object)
+{
+  MagpieUploader *self = MAGPIE_UPLOADER (object);
+
+  /* Every upload holds a reference: none is left. */
+  g_ptr_array_unref (self->uploads);
+
+  G_OBJECT_CLASS (magpie_uploader_parent_class)->finalize (object);
 }
 
 static void
@@ -540,6 +576,7 @@ magpie_uploader_class_init (MagpieUploaderClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->dispose = magpie_uploader_dispose;
+  object_class->finalize = magpie_uploader_finalize;
   object_class->get_property = magpie_uploader_get_property;
 
   properties[PROP_N_ACTIVE] =
@@ -551,7 +588,18 @@ magpie_uploader_class_init (MagpieUploaderClass *klass)
 static void
 magpie_uploader_init (MagpieUploader *self)
 {
+  const char *rate = g_getenv ("MAGPIE_TEST_UPLOAD_RATE");
+
   self->cancellable = g_cancellable_new ();
+  self->uploads = g_ptr_array_new ();
+  /* Anything left from an earlier run is aborted once the server is reachable. */
+  self->sweep_needed = TRUE;
+  if (rate != NULL &&
+      !g_ascii_string_to_unsigned (rate, 10, 1, G_MAXUINT64, &self->test_rate, NULL))
+    g_message ("MAGPIE_TEST_UPLOAD_RATE=%s is not a rate in bytes per second; ignored", rate);
+  if (self->test_rate > 0)
+    g_message ("Multipart uploads paced to %" G_GUINT64_FORMAT " bytes/s (a test setting)",
+               self->test_rate);
 }
 
 MagpieUploader *
@@ -573,7 +621,8 @@ magpie_uploader_new (SoupSession       *session,
   self->outbox = g_object_ref (magpie_library_get_outbox (library));
   self->connection = g_object_ref (connection);
   self->credentials = g_object_ref (credentials);
-  g_signal_connect_object (connection, "notify::state", G_CALLBACK (magpie_uploader_kick), self,
+  self->last_state = magpie_connection_get_state (connection);
+  g_signal_connect_object (connection, "notify::state", G_CALLBACK (state_changed_cb), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (library, "items-changed", G_CALLBACK (items_changed_cb), self,
                            G_CONNECT_SWAPPED);
@@ -595,4 +644,20 @@ magpie_uploader_get_n_put (MagpieUploader *self)
 {
   g_return_val_if_fail (MAGPIE_IS_UPLOADER (self), 0);
   return self->n_put;
+}
+
+/* How many multipart uploads were completed: for tests. */
+guint
+magpie_uploader_get_n_multipart (MagpieUploader *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_UPLOADER (self), 0);
+  return self->n_multipart;
+}
+
+/* How many abandoned multipart uploads the store aborted: for tests. */
+guint
+magpie_uploader_get_n_aborted (MagpieUploader *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_UPLOADER (self), 0);
+  return self->n_aborted;
 }

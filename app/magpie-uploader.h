@@ -9,8 +9,6 @@ G_BEGIN_DECLS
 
 /* Photos sent at once: enough to hide latency, few enough to leave the link to others. */
 #define MAGPIE_UPLOADER_PARALLEL 2
-/* Above this, S3 wants multipart uploads; this uploader sends single PUTs (up to 5 GB). */
-#define MAGPIE_UPLOADER_MULTIPART_THRESHOLD (8 * 1024 * 1024)
 
 #define MAGPIE_TYPE_UPLOADER (magpie_uploader_get_type ())
 
@@ -22,6 +20,8 @@ MagpieUploader *magpie_uploader_new          (SoupSession       *session,
                                               MagpieCredentials *credentials);
 guint           magpie_uploader_get_n_active (MagpieUploader    *self);
 guint           magpie_uploader_get_n_put    (MagpieUploader    *self);
+guint           magpie_uploader_get_n_multipart (MagpieUploader *self);
+guint           magpie_uploader_get_n_aborted (MagpieUploader   *self);
 void            magpie_uploader_kick         (MagpieUploader    *self);
 
 G_END_DECLS

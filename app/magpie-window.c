@@ -70,6 +70,18 @@ update_connection_indicator (MagpieWindow *self)
                                  magpie_connection_get_error_message (self->connection));
       break;
 
+    case MAGPIE_CONNECTION_STATE_OFFLINE:
+      icon_name = "network-offline-symbolic";
+      css_class = "dim-label";
+      if (magpie_connection_get_work_offline (self->connection))
+        tooltip = g_strdup (_("Working offline: photos are tagged on this device and wait to "
+                              "be uploaded"));
+      else
+        tooltip = g_strdup_printf (_("Offline: %s\nPhotos are tagged on this device and wait "
+                                     "to be uploaded"),
+                                   magpie_connection_get_error_message (self->connection));
+      break;
+
     case MAGPIE_CONNECTION_STATE_UNKNOWN:
     default:
       icon_name = "network-server-symbolic";
@@ -173,6 +185,8 @@ magpie_window_constructed (GObject *object)
   g_signal_connect_object (self->connection, "notify::server-url",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->connection, "notify::server-version",
+                           G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->connection, "notify::work-offline",
                            G_CALLBACK (update_connection_indicator), self, G_CONNECT_SWAPPED);
   update_connection_indicator (self);
 

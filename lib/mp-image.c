@@ -17,6 +17,8 @@ typedef struct {
   int                  height;
   gboolean             shrink_after;  /* the decoder has no cheap downscale: we do it after */
   int                  rows_done;     /* rows the decoder reported, for truncation */
+  int                  rows_written;  /* of which before close (the JPEG loader makes up the
+                                       * rest of a short file at close, in grey) */
 } Probe;
 
 void
@@ -37,12 +39,63 @@ format_is (GdkPixbufFormat *format,
   return g_strcmp0 (actual, name) == 0;
 }
 
-static gboolean
-format_refused (GdkPixbufFormat *format)
+/* The raster formats photos come in, told by their first bytes, so that only these loaders
+ * ever see untrusted bytes. gdk-pixbuf would otherwise pick any installed loader by sniffing:
+ * SVG (librsvg renders at any size asked and follows references) and the ICO, ANI, XPM, XBM,
+ * TGA, PNM, ICNS and QTIF loaders, which GNOME no longer builds by default as unmaintained
+ * attack surface. */
+static const struct {
+  const char *name;     /* gdk-pixbuf's loader */
+  const char *magic;
+  gsize       len;
+  const char *magic8;   /* and at offset 8, for RIFF containers */
+} raster_formats[] = {
+  { "jpeg", "\xff\xd8\xff", 3, NULL },
+  { "png", "\x89PNG\r\n\x1a\n", 8, NULL },
+  { "webp", "RIFF", 4, "WEBP" },
+  { "gif", "GIF87a", 6, NULL },
+  { "gif", "GIF89a", 6, NULL },
+  { "tiff", "II*\0", 4, NULL },
+  { "tiff", "MM\0*", 4, NULL },
+  { "bmp", "BM", 2, NULL },
+};
+
+#define MP_IMAGE_FORMATS_TEXT "JPEG, PNG, WebP, GIF, TIFF or BMP"
+
+static const char *
+sniff_format (const guint8 *data,
+              gsize         length)
 {
-  /* Vector formats render at whatever size is asked and run a far larger parser (librsvg
-   * follows references); photos are raster. */
-  return format != NULL && gdk_pixbuf_format_is_scalable (format);
+  for (gsize i = 0; i < G_N_ELEMENTS (raster_formats); i++)
+    {
+      const char *m8 = raster_formats[i].magic8;
+
+      if (length >= raster_formats[i].len &&
+          memcmp (data, raster_formats[i].magic, raster_formats[i].len) == 0 &&
+          (m8 == NULL || (length >= 8 + strlen (m8) && memcmp (data + 8, m8, strlen (m8)) == 0)))
+        return raster_formats[i].name;
+    }
+  return NULL;
+}
+
+/* gdk-pixbuf's BMP loader sizes its header buffer from the header's own size field before it
+ * checks anything: a 60-byte file asked for 4 GB (found by tests/fuzz/fuzz-image). The
+ * Windows and OS/2 bitmap headers come in these sizes only. */
+static gboolean
+bmp_header_plausible (const guint8 *data,
+                      gsize         length)
+{
+  static const guint32 sizes[] = { 12, 16, 40, 52, 56, 64, 108, 124 };
+  guint32 size;
+
+  if (length < 18)
+    return FALSE;
+  size = (guint32) data[14] | (guint32) data[15] << 8 | (guint32) data[16] << 16 |
+         (guint32) data[17] << 24;
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    if (size == sizes[i])
+      return TRUE;
+  return FALSE;
 }
 
 static void
@@ -67,28 +120,22 @@ size_prepared_cb (GdkPixbufLoader *loader,
       gdk_pixbuf_loader_set_size (loader, 0, 0);
       return;
     }
-  if (format_refused (gdk_pixbuf_loader_get_format (loader)))
-    {
-      g_autofree char *name = gdk_pixbuf_format_get_name (gdk_pixbuf_loader_get_format (loader));
-
-      g_set_error (&probe->error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
-                   "vector images (%s) are not accepted as photos", name);
-      gdk_pixbuf_loader_set_size (loader, 0, 0);
-      return;
-    }
   shorter = MIN (width, height);
   if (limits->work_side > 0 && shorter > limits->work_side)
     {
-      double f = (double) limits->work_side / shorter;
+      /* libjpeg alone shrinks while decoding, by 1/2, 1/4 or 1/8 (DCT scaling): ask for exactly
+       * the largest such size still at least the working size. Any other size and the loader
+       * would scale the result itself and hide its progress (area-updated) meanwhile, which
+       * the truncation check needs. The rest of the shrink, and all of it for the other
+       * formats, which decode at full size, happens after. */
+      int d = 1;
 
-      /* Only libjpeg shrinks while decoding (DCT scaling); the others decode at full size and
-       * the loader would scale afterwards anyway, and hide its progress (area-updated) while
-       * doing so, which the truncation check needs. */
       if (format_is (gdk_pixbuf_loader_get_format (loader), "jpeg"))
-        gdk_pixbuf_loader_set_size (loader, MAX (1, (int) (width * f + 0.5)),
-                                    MAX (1, (int) (height * f + 0.5)));
-      else
-        probe->shrink_after = TRUE;
+        while (d < 8 && MIN (width / (2 * d), height / (2 * d)) >= limits->work_side)
+          d *= 2;
+      if (d > 1)
+        gdk_pixbuf_loader_set_size (loader, (width + d - 1) / d, (height + d - 1) / d);
+      probe->shrink_after = TRUE;
     }
 }
 
@@ -105,10 +152,11 @@ area_updated_cb (GdkPixbufLoader *loader,
   probe->rows_done = MAX (probe->rows_done, y + height);
 }
 
-/* gdk-pixbuf's PNG and WebP loaders hand back a truncated image without an error, the missing
- * rows blank. For PNG the rows that never arrived say so; the WebP loader reports the whole area
- * at close regardless, but its RIFF header states the file's length. (libjpeg reports
- * truncation itself.) */
+/* gdk-pixbuf's PNG, JPEG and WebP loaders hand back a truncated image without an error, the
+ * missing rows blank or grey. For PNG the rows that never arrived say so; the JPEG loader
+ * decodes rows as the bytes arrive and, at close, makes up those of a short file (a
+ * progressive JPEG cut short fails by itself); the WebP loader reports the whole area at close
+ * regardless, but its RIFF header states the file's length. */
 static gboolean
 truncated (const Probe     *probe,
            GdkPixbufFormat *format,
@@ -118,6 +166,8 @@ truncated (const Probe     *probe,
 {
   if (format_is (format, "png"))
     return probe->rows_done < gdk_pixbuf_get_height (pixbuf);
+  if (format_is (format, "jpeg"))
+    return probe->rows_written < gdk_pixbuf_get_height (pixbuf);
   if (format_is (format, "webp"))
     {
       guint32 riff_size;
@@ -151,8 +201,9 @@ mp_image_decode (const guint8        *data,
   g_autoptr(MpImage) image = NULL;
   GdkPixbufFormat *format;
   g_autofree char *format_name = NULL;
+  const char *sniffed;
   GdkPixbuf *raw;
-  Probe probe = { limits, NULL, 0, 0, FALSE, 0 };
+  Probe probe = { limits, NULL, 0, 0, FALSE, 0, 0 };
   gboolean ok = TRUE;
 
   g_return_val_if_fail (data != NULL || length == 0, NULL);
@@ -171,12 +222,33 @@ mp_image_decode (const guint8        *data,
       return NULL;
     }
 
-  loader = gdk_pixbuf_loader_new ();
+  sniffed = sniff_format (data, length);
+  if (sniffed == NULL)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
+                   "not an image in a format Magpie decodes (" MP_IMAGE_FORMATS_TEXT ")");
+      return NULL;
+    }
+  if (strcmp (sniffed, "bmp") == 0 && !bmp_header_plausible (data, length))
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT,
+                   "cannot decode the bmp image: its header is damaged");
+      return NULL;
+    }
+  loader = gdk_pixbuf_loader_new_with_type (sniffed, &local_error);
+  if (loader == NULL)
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
+                   "%s images cannot be decoded on this system: %s", sniffed,
+                   local_error->message);
+      return NULL;
+    }
   g_signal_connect (loader, "size-prepared", G_CALLBACK (size_prepared_cb), &probe);
   g_signal_connect (loader, "area-updated", G_CALLBACK (area_updated_cb), &probe);
   for (gsize off = 0; ok && off < length && probe.error == NULL; off += MP_IMAGE_FEED_CHUNK)
     ok = gdk_pixbuf_loader_write (loader, data + off, MIN (MP_IMAGE_FEED_CHUNK, length - off),
                                   &local_error);
+  probe.rows_written = probe.rows_done;
   /* close() must run in every case: a loader finalised while open warns. */
   if (!gdk_pixbuf_loader_close (loader, ok ? &local_error : NULL))
     ok = FALSE;
@@ -190,14 +262,9 @@ mp_image_decode (const guint8        *data,
   format_name = format ? gdk_pixbuf_format_get_name (format) : NULL;
   if (!ok)
     {
-      /* No format means no loader recognised the bytes at all. */
-      if (format == NULL)
-        g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_FORMAT,
-                     "not an image in a format this server can decode");
-      else
-        g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT, "cannot decode the %s "
-                     "image: %s", format_name,
-                     local_error ? local_error->message : "the decoder gave no reason");
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT, "cannot decode the %s "
+                   "image: %s", sniffed,
+                   local_error ? local_error->message : "the decoder gave no reason");
       return NULL;
     }
   raw = gdk_pixbuf_loader_get_pixbuf (loader);
@@ -245,6 +312,36 @@ mp_image_decode (const guint8        *data,
       image->pixbuf = small;
     }
   return g_steal_pointer (&image);
+}
+
+MpImage *
+mp_image_load_file (const char          *path,
+                    const MpImageLimits *limits,
+                    GError             **error)
+{
+  g_autoptr(GMappedFile) map = NULL;
+  g_autoptr(GError) local = NULL;
+  MpImage *image;
+  gsize length;
+
+  g_return_val_if_fail (path != NULL && limits != NULL, NULL);
+
+  /* Mapped, not read: the byte limit is checked before a page of it is touched. */
+  map = g_mapped_file_new (path, FALSE, &local);
+  if (map == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return NULL;
+    }
+  length = g_mapped_file_get_length (map);
+  image = mp_image_decode (length ? (const guint8 *) g_mapped_file_get_contents (map)
+                                  : (const guint8 *) "", length, limits, &local);
+  if (image == NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s: ", path);
+      return NULL;
+    }
+  return image;
 }
 
 void

@@ -2,8 +2,9 @@
  *
  * The header's dimensions are checked before any pixel memory is allocated; large photos are
  * decoded straight to a working size, which JPEG's decoder does cheaply (DCT scaling); the
- * EXIF orientation is applied. Any gdk-pixbuf raster format is accepted (JPEG, PNG, WebP when
- * its loader is installed, GIF, TIFF, BMP, ...); vector formats are refused.
+ * EXIF orientation is applied. The format is told by the first bytes, whatever the file is
+ * called: JPEG, PNG, WebP (when its gdk-pixbuf loader is installed), GIF, TIFF and BMP. No other
+ * gdk-pixbuf loader (SVG, ICO, XPM, TGA, ...) ever sees the bytes.
  */
 #pragma once
 
@@ -16,7 +17,7 @@ G_BEGIN_DECLS
 typedef enum {
   MP_IMAGE_ERROR_TOO_LARGE,    /* more bytes than the limit */
   MP_IMAGE_ERROR_DIMENSIONS,   /* zero, negative or more pixels than the limit */
-  MP_IMAGE_ERROR_FORMAT,       /* not an image, or a format we refuse */
+  MP_IMAGE_ERROR_FORMAT,       /* not an image, or not one of the formats above */
   MP_IMAGE_ERROR_CORRUPT,      /* the decoder failed: truncated, bad data */
 } MpImageError;
 
@@ -49,6 +50,10 @@ void     mp_image_limits_init  (MpImageLimits       *limits);
  * or cannot be decoded; never allocates pixels for dimensions over the limit. */
 MpImage *mp_image_decode       (const guint8        *data,
                                 gsize                length,
+                                const MpImageLimits *limits,
+                                GError             **error);
+/* The file at @path, mapped and decoded as mp_image_decode() does; errors name the file. */
+MpImage *mp_image_load_file    (const char          *path,
                                 const MpImageLimits *limits,
                                 GError             **error);
 void     mp_image_free         (MpImage             *image);

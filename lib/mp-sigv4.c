@@ -730,6 +730,44 @@ append_query_param (GString *q, const char *name, const char *value)
   append_encoded (q, value, strlen (value));
 }
 
+/* The query authentication parameters presigning adds (and parsing rejects twice). */
+static const char *const presign_params[] = {
+  "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+  "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature",
+};
+
+/* @query without the components whose (decoded) name is one of presign_params: presigning
+ * again (a URL about to expire, say) replaces them, as botocore's dict of parameters does,
+ * instead of repeating them into a URL no server accepts. */
+static GString *
+query_without_presign_params (const char *query)
+{
+  GString *out = g_string_new (NULL);
+  const char *p = query ? query : "";
+
+  while (*p)
+    {
+      const char *amp = strchr (p, '&');
+      gsize len = amp ? (gsize) (amp - p) : strlen (p);
+      const char *eq = memchr (p, '=', len);
+      g_autoptr(GString) name = percent_decode (p, eq ? (gsize) (eq - p) : len);
+      gboolean drop = FALSE;
+
+      for (gsize i = 0; i < G_N_ELEMENTS (presign_params); i++)
+        drop = drop || strcmp (name->str, presign_params[i]) == 0;
+      if (len > 0 && !drop)
+        {
+          if (out->len)
+            g_string_append_c (out, '&');
+          g_string_append_len (out, p, len);
+        }
+      p += len;
+      if (*p == '&')
+        p++;
+    }
+  return out;
+}
+
 MpSigv4Signed *
 mp_sigv4_presign (const MpSigv4Request       *request,
                   const MpSigv4SigningParams *params,
@@ -773,7 +811,7 @@ mp_sigv4_presign (const MpSigv4Request       *request,
   credential = g_strdup_printf ("%s/%s", params->access_key_id, s->scope);
   expires = g_strdup_printf ("%" G_GINT64_FORMAT, expires_s);
   sign_token = token != NULL && !(params->flags & MP_SIGV4_FLAG_OMIT_SESSION_TOKEN);
-  query = g_string_new (request->query ? request->query : "");
+  query = query_without_presign_params (request->query);
   append_query_param (query, "X-Amz-Algorithm", MP_SIGV4_ALGORITHM);
   append_query_param (query, "X-Amz-Credential", credential);
   append_query_param (query, "X-Amz-Date", s->amz_date);

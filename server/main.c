@@ -64,6 +64,7 @@ main (int   argc,
   g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_INFO,
                     "URL", srv_server_get_url (server),
                     "DATA_DIR", config->data_dir,
+                    "ROLE", srv_role_to_string (config->role),
                     "VERSION", PACKAGE_VERSION,
                     "MESSAGE", "listening");
 

@@ -27,6 +27,12 @@ static const SrvOptionSpec option_specs[] = {
   { "data-dir", "DIR", "Where the catalog and the embedded store live "
                        "(default $XDG_DATA_HOME/magpie/server)" },
   { "config", "FILE", "Read settings from this GKeyFile, group [magpied]" },
+  { "database", "LOCATION", "The catalog and job queue: a SQLite file, or a PostgreSQL URI "
+                            "postgresql://USER@HOST/DB that several nodes share "
+                            "(default DATA-DIR/catalog.db)" },
+  { "role", "all|api|worker", "all (default) serves the APIs and tags; api serves REST, S3 and "
+                              "events only; worker tags, serving only /healthz, /readyz and "
+                              "/metrics" },
   { "public-url", "URL", "The URL clients reach this server by (default from --listen)" },
   { "log-format", "logfmt|json", "Format of the log lines on stderr (default logfmt)" },
   { "bucket", "NAME", "The S3 bucket photos are stored in (default magpie)" },
@@ -42,6 +48,8 @@ static const SrvOptionSpec option_specs[] = {
                                "(16 to 128 of A-Z, 0-9; needs --admin-secret-key)" },
   { "admin-secret-key", "SECRET", "Its secret, at least 32 characters (prefer "
                                   "MAGPIED_ADMIN_SECRET_KEY or the config file to a flag)" },
+  { "s3-events-secret", "SECRET", "Accept S3 event notifications on POST /v1/s3-events from "
+                                  "senders with this bearer token (32 to 256 characters)" },
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
@@ -99,6 +107,7 @@ srv_config_free (SrvConfig *config)
   g_free (config->listen);
   g_free (config->listen_host);
   g_free (config->data_dir);
+  g_free (config->database);
   g_free (config->config_file);
   g_free (config->public_url);
   g_free (config->bucket);
@@ -110,6 +119,9 @@ srv_config_free (SrvConfig *config)
   if (config->admin_secret_key)
     memset (config->admin_secret_key, 0, strlen (config->admin_secret_key));
   g_free (config->admin_secret_key);
+  if (config->s3_events_secret)
+    memset (config->s3_events_secret, 0, strlen (config->s3_events_secret));
+  g_free (config->s3_events_secret);
   g_free (config->s3_endpoint);
   g_free (config->s3_public_endpoint);
   g_free (config->s3_region);
@@ -130,6 +142,7 @@ srv_config_copy (const SrvConfig *config)
   copy->listen = g_strdup (config->listen);
   copy->listen_host = g_strdup (config->listen_host);
   copy->data_dir = g_strdup (config->data_dir);
+  copy->database = g_strdup (config->database);
   copy->config_file = g_strdup (config->config_file);
   copy->public_url = g_strdup (config->public_url);
   copy->bucket = g_strdup (config->bucket);
@@ -139,6 +152,7 @@ srv_config_copy (const SrvConfig *config)
   copy->tag_rules = g_strdup (config->tag_rules);
   copy->admin_access_key = g_strdup (config->admin_access_key);
   copy->admin_secret_key = g_strdup (config->admin_secret_key);
+  copy->s3_events_secret = g_strdup (config->s3_events_secret);
   copy->s3_endpoint = g_strdup (config->s3_endpoint);
   copy->s3_public_endpoint = g_strdup (config->s3_public_endpoint);
   copy->s3_region = g_strdup (config->s3_region);
@@ -366,6 +380,54 @@ apply (SrvConfig   *config,
     }
   else if (strcmp (name, "config") == 0)
     set_str (&config->config_file, value);
+  else if (strcmp (name, "database") == 0)
+    {
+      if (*value == '\0')
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--database must not be empty");
+          return FALSE;
+        }
+      if (g_str_has_prefix (value, "postgres"))
+        {
+          /* Checked here so a typo stops the start with a hint, not a libpq error later. */
+          if (!g_str_has_prefix (value, "postgresql://") && !g_str_has_prefix (value, "postgres://"))
+            {
+              g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                           "--database: a PostgreSQL location is a URI, "
+                           "postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DBNAME");
+              return FALSE;
+            }
+          set_str (&config->database, value);
+        }
+      else if (g_str_has_prefix (value, "sqlite:"))
+        {
+          g_autofree char *path = g_canonicalize_filename (value + strlen ("sqlite:"), NULL);
+
+          g_free (config->database);
+          config->database = g_strconcat ("sqlite:", path, NULL);
+        }
+      else
+        {
+          g_free (config->database);
+          config->database = g_canonicalize_filename (value, NULL);
+        }
+    }
+  else if (strcmp (name, "role") == 0)
+    {
+      if (strcmp (value, "all") == 0)
+        config->role = SRV_ROLE_ALL;
+      else if (strcmp (value, "api") == 0)
+        config->role = SRV_ROLE_API;
+      else if (strcmp (value, "worker") == 0)
+        config->role = SRV_ROLE_WORKER;
+      else
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--role '%s': use all, api or worker", value);
+          return FALSE;
+        }
+    }
   else if (strcmp (name, "public-url") == 0)
     {
       g_autoptr(GUri) uri = g_uri_parse (value, G_URI_FLAGS_NONE, NULL);
@@ -517,6 +579,16 @@ apply (SrvConfig   *config,
         }
       set_str (&config->admin_secret_key, value);
     }
+  else if (strcmp (name, "s3-events-secret") == 0)
+    {
+      if (strlen (value) < 32 || strlen (value) > 256)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--s3-events-secret must be 32 to 256 characters long");
+          return FALSE;
+        }
+      set_str (&config->s3_events_secret, value);
+    }
   else if (strcmp (name, "s3-endpoint") == 0)
     return apply_url (&config->s3_endpoint, name, value, error);
   else if (strcmp (name, "s3-public-endpoint") == 0)
@@ -600,6 +672,15 @@ build_context (GOptionEntry *entries)
     "Flags win over the environment, which wins over the file.");
   g_option_context_add_main_entries (context, entries, NULL);
   return context;
+}
+
+const char *
+srv_role_to_string (SrvRole role)
+{
+  static const char *names[] = { "all", "api", "worker" };
+
+  g_return_val_if_fail ((guint) role < G_N_ELEMENTS (names), NULL);
+  return names[role];
 }
 
 /* The --help text, for tests and for the README. */

@@ -15,11 +15,21 @@ typedef enum {
   SRV_CONFIG_ERROR_FILE,      /* the config file cannot be read */
 } SrvConfigError;
 
+/* What one magpied process does (DESIGN.md "roles"): everything, or one half of a fleet that
+ * shares a PostgreSQL catalog. */
+typedef enum {
+  SRV_ROLE_ALL,     /* REST, S3, events and the tagging workers: one machine */
+  SRV_ROLE_API,     /* REST, S3 and events; no workers */
+  SRV_ROLE_WORKER,  /* the workers and their autoscaler; HTTP only for /healthz, /readyz, /metrics */
+} SrvRole;
+
 typedef struct {
   char        *listen;        /* as given, "127.0.0.1:8080" */
   char        *listen_host;
   guint16      listen_port;   /* 0 picks a free port */
   char        *data_dir;
+  char        *database;      /* catalog location for srv_db_open(); NULL: data_dir/catalog.db */
+  SrvRole      role;
   char        *config_file;
   char        *public_url;    /* NULL: derived from the bound address */
   MpLogFormat  log_format;
@@ -35,6 +45,7 @@ typedef struct {
   guint        tag_top_k;
   char        *admin_access_key;  /* NULL, or a key pair that reaches the whole bucket ... */
   char        *admin_secret_key;  /* ... for backups and operators; never logged */
+  char        *s3_events_secret;  /* bearer of POST /v1/s3-events; NULL: the route is off */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
   /* A remote S3-compatible store instead of the embedded one (all NULL: embedded). */
@@ -66,6 +77,7 @@ gboolean   srv_config_parse_listen  (const char         *text,
                                      guint16            *port,
                                      GError            **error);
 char      *srv_config_help          (void);
+const char *srv_role_to_string      (SrvRole             role);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SrvConfig, srv_config_free)
 

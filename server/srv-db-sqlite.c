@@ -286,42 +286,6 @@ run_txn (SrvDb *db, TxnKind kind, TxnFunc func, gpointer data, GError **error)
 
 /* Rows */
 
-static SrvPhotoState
-photo_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "tagging") == 0)
-    return SRV_PHOTO_TAGGING;
-  if (g_strcmp0 (s, "tagged") == 0)
-    return SRV_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "failed") == 0)
-    return SRV_PHOTO_FAILED;
-  return SRV_PHOTO_QUEUED;
-}
-
-static SrvJobState
-job_state_parse (const char *s)
-{
-  if (g_strcmp0 (s, "leased") == 0)
-    return SRV_JOB_LEASED;
-  if (g_strcmp0 (s, "done") == 0)
-    return SRV_JOB_DONE;
-  if (g_strcmp0 (s, "dead") == 0)
-    return SRV_JOB_DEAD;
-  return SRV_JOB_QUEUED;
-}
-
-static SrvEventType
-event_type_parse (const char *s)
-{
-  if (g_strcmp0 (s, "photo.tagged") == 0)
-    return SRV_EVENT_PHOTO_TAGGED;
-  if (g_strcmp0 (s, "photo.failed") == 0)
-    return SRV_EVENT_PHOTO_FAILED;
-  if (g_strcmp0 (s, "photo.deleted") == 0)
-    return SRV_EVENT_PHOTO_DELETED;
-  return SRV_EVENT_PHOTO_CREATED;
-}
-
 static SrvIdentity *
 identity_from_row (Stmt *s)
 {
@@ -351,7 +315,7 @@ photo_from_row (Stmt *s)
   photo->width = sqlite3_column_int (s, 5);
   photo->height = sqlite3_column_int (s, 6);
   photo->sha256 = col_text (s, 7);
-  photo->state = photo_state_parse ((const char *) sqlite3_column_text (s, 8));
+  photo->state = srv_photo_state_from_string ((const char *) sqlite3_column_text (s, 8));
   photo->model = col_text (s, 9);
   photo->error = col_text (s, 10);
   photo->created_at = sqlite3_column_int64 (s, 11);
@@ -369,7 +333,7 @@ job_from_row (Stmt *s)
   job->photo_id = col_text (s, 1);
   job->identity_id = col_text (s, 2);
   job->photo_key = col_text (s, 3);
-  job->state = job_state_parse ((const char *) sqlite3_column_text (s, 4));
+  job->state = srv_job_state_from_string ((const char *) sqlite3_column_text (s, 4));
   job->attempts = sqlite3_column_int (s, 5);
   job->max_attempts = sqlite3_column_int (s, 6);
   job->not_before = sqlite3_column_int64 (s, 7);
@@ -713,16 +677,10 @@ static SrvIdentity *
 sqlite_create_identity (SrvDb *db, const SrvIdentity *identity, GError **error)
 {
   IdentityOp op = { .in = identity };
-  SrvIdentity *copy;
 
   if (!run_txn (db, TXN_WRITE_DURABLE, create_identity_txn, &op, error))
     return NULL;
-  copy = g_memdup2 (identity, sizeof *identity);
-  copy->id = g_strdup (identity->id);
-  copy->username = g_strdup (identity->username);
-  copy->password_hash = g_strdup (identity->password_hash);
-  copy->secret_hash = g_strdup (identity->secret_hash);
-  return copy;
+  return srv_identity_copy (identity);
 }
 
 static SrvIdentity *
@@ -900,6 +858,8 @@ list_photos_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
         g_string_append (sql, " AND t.confidence >= ?5");
       g_string_append (sql, ")");
     }
+  if (q->key)
+    g_string_append (sql, " AND p.key = ?7");
   /* One row more than asked tells whether there is a next page. */
   g_string_append (sql, " ORDER BY p.created_at DESC, p.id DESC LIMIT ?6");
   s = prep (c, sql->str, error);
@@ -916,6 +876,8 @@ list_photos_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   if (q->min_confidence > 0)
     sqlite3_bind_double (s, 5, q->min_confidence);
   sqlite3_bind_int (s, 6, q->limit + 1);
+  if (q->key)
+    bind_text (s, 7, q->key);
   while ((rc = step (c, s, error)) == SQLITE_ROW)
     {
       if (op->photos->len == q->limit)
@@ -1334,6 +1296,7 @@ sqlite_fail_job (SrvDb       *db,
 typedef struct {
   gint64         count;
   gint64         older_than;
+  const char    *owner;
   SrvQueueStats *stats;
 } CountOp;
 
@@ -1342,17 +1305,23 @@ requeue_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 {
   CountOp *op = data;
   g_autoptr(Stmt) photos = prep (c, "UPDATE photos SET state = 'queued' WHERE state = 'tagging' "
-                                    "AND id IN (SELECT photo_id FROM jobs WHERE state = 'leased')",
+                                    "AND id IN (SELECT photo_id FROM jobs WHERE state = 'leased' "
+                                    "AND (?1 IS NULL OR lease_owner = ?1))",
                                  error);
   g_autoptr(Stmt) jobs = NULL;
 
-  if (photos == NULL || !step_done (c, photos, error))
+  if (photos == NULL)
+    return FALSE;
+  bind_text (photos, 1, op->owner);
+  if (!step_done (c, photos, error))
     return FALSE;
   jobs = prep (c, "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
-                  "not_before = ?1, updated_at = ?1 WHERE state = 'leased'", error);
+                  "not_before = ?1, updated_at = ?1 WHERE state = 'leased' "
+                  "AND (?2 IS NULL OR lease_owner = ?2)", error);
   if (jobs == NULL)
     return FALSE;
   sqlite3_bind_int64 (jobs, 1, srv_db_now (db));
+  bind_text (jobs, 2, op->owner);
   if (!step_done (c, jobs, error))
     return FALSE;
   op->count = sqlite3_changes (c->handle);
@@ -1360,11 +1329,37 @@ requeue_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 }
 
 static gint64
-sqlite_requeue_leased (SrvDb *db, GError **error)
+sqlite_requeue_leased (SrvDb *db, const char *owner, GError **error)
 {
-  CountOp op = { 0 };
+  CountOp op = { .owner = owner };
 
   return run_txn (db, TXN_WRITE, requeue_txn, &op, error) ? op.count : -1;
+}
+
+static gboolean
+lease_owners_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
+{
+  GPtrArray *owners = data;
+  g_autoptr(Stmt) s = prep (c, "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'leased' "
+                               "AND lease_owner IS NOT NULL ORDER BY 1", error);
+  int rc;
+
+  if (s == NULL)
+    return FALSE;
+  g_ptr_array_set_size (owners, 0);
+  while ((rc = step (c, s, error)) == SQLITE_ROW)
+    g_ptr_array_add (owners, col_text (s, 0));
+  return rc == SQLITE_DONE;
+}
+
+static GPtrArray *
+sqlite_lease_owners (SrvDb *db, GError **error)
+{
+  g_autoptr(GPtrArray) owners = g_ptr_array_new_with_free_func (g_free);
+
+  if (!run_txn (db, TXN_READ, lease_owners_txn, owners, error))
+    return NULL;
+  return g_steal_pointer (&owners);
 }
 
 typedef struct {
@@ -1417,7 +1412,7 @@ queue_stats_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
     {
       gint64 n = sqlite3_column_int64 (depth, 1);
 
-      if (job_state_parse ((const char *) sqlite3_column_text (depth, 0)) == SRV_JOB_LEASED)
+      if (srv_job_state_from_string ((const char *) sqlite3_column_text (depth, 0)) == SRV_JOB_LEASED)
         stats->leased = n;
       else
         stats->queued = n;
@@ -1481,7 +1476,7 @@ events_since_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
 
       event->id = sqlite3_column_int64 (s, 0);
       event->identity_id = col_text (s, 1);
-      event->type = event_type_parse ((const char *) sqlite3_column_text (s, 2));
+      event->type = srv_event_type_from_string ((const char *) sqlite3_column_text (s, 2));
       event->data = col_text (s, 3);
       event->created_at = sqlite3_column_int64 (s, 4);
       g_ptr_array_add (op->events, event);
@@ -1549,6 +1544,51 @@ sqlite_last_event_id (SrvDb *db, GError **error)
   return run_txn (db, TXN_READ, last_event_id_txn, &op, error) ? op.count : -1;
 }
 
+typedef struct {
+  const char *name;
+  const char *value;
+  char       *stored;
+} SettingOp;
+
+static gboolean
+setting_once_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
+{
+  SettingOp *op = data;
+  g_autoptr(Stmt) put = prep (c, "INSERT INTO settings (name, value, created_at) "
+                                 "VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING", error);
+  g_autoptr(Stmt) get = NULL;
+
+  if (put == NULL)
+    return FALSE;
+  bind_text (put, 1, op->name);
+  bind_text (put, 2, op->value);
+  sqlite3_bind_int64 (put, 3, srv_db_now (db));
+  if (!step_done (c, put, error))
+    return FALSE;
+  get = prep (c, "SELECT value FROM settings WHERE name = ?1", error);
+  if (get == NULL)
+    return FALSE;
+  bind_text (get, 1, op->name);
+  if (step (c, get, error) != SQLITE_ROW)
+    return FALSE;
+  g_free (op->stored);
+  op->stored = col_text (get, 0);
+  return TRUE;
+}
+
+static char *
+sqlite_setting_once (SrvDb *db, const char *name, const char *value, GError **error)
+{
+  SettingOp op = { name, value, NULL };
+
+  if (!run_txn (db, TXN_WRITE_DURABLE, setting_once_txn, &op, error))
+    {
+      g_free (op.stored);
+      return NULL;
+    }
+  return op.stored;
+}
+
 const SrvDbVTable srv_db_sqlite_vtable = {
   .name = "sqlite",
   .open = sqlite_open,
@@ -1570,4 +1610,6 @@ const SrvDbVTable srv_db_sqlite_vtable = {
   .events_since = sqlite_events_since,
   .prune_events = sqlite_prune_events,
   .last_event_id = sqlite_last_event_id,
+  .lease_owners = sqlite_lease_owners,
+  .setting_once = sqlite_setting_once,
 };

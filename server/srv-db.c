@@ -1,7 +1,7 @@
 /* srv-db.c - catalog dispatch: argument checks, the clock, event wake-ups, ids, cursors, JSON
  *
- * Everything here is backend-independent; the backends (srv-db-sqlite.c, later srv-db-pg.c)
- * only move rows. A caller's bad argument is refused here, so all backends refuse it alike.
+ * Everything here is backend-independent; the backends (srv-db-sqlite.c, srv-db-pg.c) only
+ * move rows. A caller's bad argument is refused here, so all backends refuse it alike.
  */
 #define G_LOG_DOMAIN "magpied-db"
 
@@ -44,8 +44,11 @@ G_DEFINE_QUARK (srv-db-error-quark, srv_db_error)
 static const struct {
   const char        *prefix;
   const SrvDbVTable *vt;
+  gboolean           keep_prefix;  /* the backend wants the whole location (a libpq URI) */
 } backends[] = {
-  { "sqlite:", &srv_db_sqlite_vtable },
+  { "sqlite:", &srv_db_sqlite_vtable, FALSE },
+  { "postgresql://", &srv_db_pg_vtable, TRUE },
+  { "postgres://", &srv_db_pg_vtable, TRUE },
 };
 
 SrvDb *
@@ -61,12 +64,15 @@ srv_db_open (const char *location, GError **error)
     if (g_str_has_prefix (location, backends[i].prefix))
       {
         vt = backends[i].vt;
-        rest = location + strlen (backends[i].prefix);
+        rest = backends[i].keep_prefix ? location : location + strlen (backends[i].prefix);
       }
-  if (g_str_has_prefix (location, "postgres:") || g_str_has_prefix (location, "postgresql:"))
+  /* "postgres:foo" is a typo for a URI far more often than a SQLite file by that name. */
+  if (vt == &srv_db_sqlite_vtable &&
+      (g_str_has_prefix (location, "postgres:") || g_str_has_prefix (location, "postgresql:")))
     {
       g_set_error (error, SRV_DB_ERROR, SRV_DB_ERROR_INVALID,
-                   "this magpied has no PostgreSQL backend yet; use a SQLite path");
+                   "'%s' is not a PostgreSQL URI: write postgresql://[user@]host[:port]/dbname",
+                   location);
       return NULL;
     }
   if (*rest == '\0')
@@ -84,6 +90,8 @@ srv_db_open (const char *location, GError **error)
   db->backend = vt->open (db, rest, error);
   if (db->backend == NULL)
     return NULL;
+  if (vt->started)
+    vt->started (db);
   return g_steal_pointer (&db);
 }
 
@@ -111,6 +119,28 @@ const char *
 srv_db_backend_name (SrvDb *db)
 {
   return db->vt->name;
+}
+
+gboolean
+srv_db_is_shared (SrvDb *db)
+{
+  return db->vt->shared;
+}
+
+char *
+srv_db_location_for_display (const char *location)
+{
+  g_autoptr(GUri) uri = NULL;
+
+  if (!g_str_has_prefix (location, "postgres"))
+    return g_strdup (location);
+  uri = g_uri_parse (location, G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED, NULL);
+  if (uri == NULL)
+    return g_strdup ("(a PostgreSQL URI that does not parse)");
+  /* libpq also takes password=... as a query parameter; leave the whole query out then. */
+  if (g_uri_get_query (uri) != NULL && strstr (g_uri_get_query (uri), "password") != NULL)
+    return g_uri_to_string_partial (uri, G_URI_HIDE_PASSWORD | G_URI_HIDE_QUERY);
+  return g_uri_to_string_partial (uri, G_URI_HIDE_PASSWORD);
 }
 
 gpointer
@@ -364,7 +394,23 @@ gint64
 srv_db_requeue_leased (SrvDb *db, GError **error)
 {
   g_return_val_if_fail (db != NULL, -1);
-  return db->vt->requeue_leased (db, error);
+  return db->vt->requeue_leased (db, NULL, error);
+}
+
+gint64
+srv_db_requeue_owner (SrvDb *db, const char *owner, GError **error)
+{
+  g_return_val_if_fail (db != NULL, -1);
+  if (!is_text (owner))
+    return invalid (error, "lease owner"), -1;
+  return db->vt->requeue_leased (db, owner, error);
+}
+
+GPtrArray *
+srv_db_lease_owners (SrvDb *db, GError **error)
+{
+  g_return_val_if_fail (db != NULL, NULL);
+  return db->vt->lease_owners (db, error);
 }
 
 gboolean
@@ -429,6 +475,20 @@ srv_db_last_event_id (SrvDb *db, GError **error)
 {
   g_return_val_if_fail (db != NULL, -1);
   return db->vt->last_event_id (db, error);
+}
+
+char *
+srv_db_setting_once (SrvDb      *db,
+                     const char *name,
+                     const char *value_if_absent,
+                     GError    **error)
+{
+  g_return_val_if_fail (db != NULL, NULL);
+  if (!is_text (name))
+    return invalid (error, "setting name"), NULL;
+  if (!is_text (value_if_absent))
+    return invalid (error, "setting value"), NULL;
+  return db->vt->setting_once (db, name, value_if_absent, error);
 }
 
 guint
@@ -671,6 +731,43 @@ srv_event_type_to_string (SrvEventType type)
   return names[type];
 }
 
+/* The inverses, for backends reading rows: an unknown name reads as the first state. */
+SrvPhotoState
+srv_photo_state_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "tagging") == 0)
+    return SRV_PHOTO_TAGGING;
+  if (g_strcmp0 (s, "tagged") == 0)
+    return SRV_PHOTO_TAGGED;
+  if (g_strcmp0 (s, "failed") == 0)
+    return SRV_PHOTO_FAILED;
+  return SRV_PHOTO_QUEUED;
+}
+
+SrvJobState
+srv_job_state_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "leased") == 0)
+    return SRV_JOB_LEASED;
+  if (g_strcmp0 (s, "done") == 0)
+    return SRV_JOB_DONE;
+  if (g_strcmp0 (s, "dead") == 0)
+    return SRV_JOB_DEAD;
+  return SRV_JOB_QUEUED;
+}
+
+SrvEventType
+srv_event_type_from_string (const char *s)
+{
+  if (g_strcmp0 (s, "photo.tagged") == 0)
+    return SRV_EVENT_PHOTO_TAGGED;
+  if (g_strcmp0 (s, "photo.failed") == 0)
+    return SRV_EVENT_PHOTO_FAILED;
+  if (g_strcmp0 (s, "photo.deleted") == 0)
+    return SRV_EVENT_PHOTO_DELETED;
+  return SRV_EVENT_PHOTO_CREATED;
+}
+
 /* RFC 3339 in UTC with microseconds, "2026-11-23T09:44:55.123456Z". */
 static char *
 format_time (gint64 us)
@@ -751,6 +848,18 @@ srv_photo_to_json (const SrvPhoto *photo)
 }
 
 /* Ownership */
+
+SrvIdentity *
+srv_identity_copy (const SrvIdentity *identity)
+{
+  SrvIdentity *copy = g_memdup2 (identity, sizeof *identity);
+
+  copy->id = g_strdup (identity->id);
+  copy->username = g_strdup (identity->username);
+  copy->password_hash = g_strdup (identity->password_hash);
+  copy->secret_hash = g_strdup (identity->secret_hash);
+  return copy;
+}
 
 void
 srv_identity_free (SrvIdentity *identity)

@@ -1,7 +1,7 @@
 /* srv-db.h - magpied's catalog and job queue: identities, photos, tags, jobs, events
  *
- * One API over interchangeable backends (SQLite now, PostgreSQL later), chosen by the location
- * given to srv_db_open(). Every call is synchronous and safe from any thread. Times are integer
+ * One API over interchangeable backends (SQLite, PostgreSQL), chosen by the location given to
+ * srv_db_open(). Every call is synchronous and safe from any thread. Times are integer
  * microseconds since the Unix epoch, UTC (g_get_real_time() units); JSON shows them as RFC 3339.
  */
 #pragma once
@@ -84,6 +84,7 @@ typedef struct {
   double      min_confidence;  /* > 0: only photos with such a tag (matching @tag if set) */
   guint       limit;           /* 1..SRV_DB_LIST_LIMIT_MAX */
   const char *cursor;          /* NULL for the first page, else a next_cursor */
+  const char *key;             /* NULL: any; else only the photo stored under this key */
 } SrvPhotoQuery;
 
 typedef enum {
@@ -142,12 +143,17 @@ typedef void   (*SrvDbEventFunc) (const char *identity_id,
 
 GQuark       srv_db_error_quark           (void);
 
-/* Opens (creating and migrating) "sqlite:PATH" or a plain PATH; "postgresql://..." later. */
+/* Opens (creating and migrating) "sqlite:PATH", a plain PATH, or a libpq URI
+ * "postgresql://..." / "postgres://..." (the database must exist; its tables are made here). */
 SrvDb       *srv_db_open                  (const char          *location,
                                            GError             **error);
 /* Call once no other thread uses @db any more. */
 void         srv_db_close                 (SrvDb               *db);
 const char  *srv_db_backend_name          (SrvDb               *db);
+/* TRUE when other processes (other nodes) may use the same catalog at once: PostgreSQL. */
+gboolean     srv_db_is_shared             (SrvDb               *db);
+/* @location as it may be logged: a password in a URI is left out. */
+char        *srv_db_location_for_display  (const char          *location);
 /* Replaces the wall clock (tests); NULL restores it. Set before other threads use @db. */
 void         srv_db_set_clock             (SrvDb               *db,
                                            SrvDbClockFunc       func,
@@ -245,6 +251,14 @@ gboolean     srv_db_set_photo_size        (SrvDb               *db,
 /* At start-up: every leased job back to queued, due now. Returns how many, -1 on error. */
 gint64       srv_db_requeue_leased        (SrvDb               *db,
                                            GError             **error);
+/* The same for the jobs leased to @owner only (a process known to be dead), for catalogs that
+ * other processes share. */
+gint64       srv_db_requeue_owner         (SrvDb               *db,
+                                           const char          *owner,
+                                           GError             **error);
+/* The distinct owners of the leased jobs (char*), so a node can find its dead predecessors. */
+GPtrArray   *srv_db_lease_owners          (SrvDb               *db,
+                                           GError             **error);
 gboolean     srv_db_queue_stats           (SrvDb               *db,
                                            SrvQueueStats       *stats,
                                            GError             **error);
@@ -280,6 +294,13 @@ guint64      srv_db_wait_events           (SrvDb               *db,
                                            guint64              seen,
                                            gint64               timeout_us);
 
+/* The setting @name: stored as @value_if_absent by the first caller, whatever every later one
+ * proposes, so nodes that start together still agree. Returns the stored value. */
+char        *srv_db_setting_once          (SrvDb               *db,
+                                           const char          *name,
+                                           const char          *value_if_absent,
+                                           GError             **error);
+
 /* The photo as clients see it: {"id","key",...,"tags":[{"label","confidence"}],...}. */
 JsonNode    *srv_photo_to_json_node       (const SrvPhoto      *photo);
 char        *srv_photo_to_json            (const SrvPhoto      *photo);
@@ -303,7 +324,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SrvEvent, srv_event_free)
  * the pointer open() returns. Dispatch validates arguments first, so backends may assume them. */
 typedef struct {
   const char  *name;
+  gboolean     shared;            /* several processes use one catalog (srv_db_is_shared) */
   gpointer   (*open)              (SrvDb *db, const char *location, GError **error);
+  /* Optional: runs once srv_db_backend() answers, before srv_db_open() returns. */
+  void       (*started)           (SrvDb *db);
   void       (*close)             (gpointer backend);
   GArray    *(*schema_versions)   (SrvDb *db, GError **error);
   gboolean   (*check_integrity)   (SrvDb *db, GError **error);
@@ -327,7 +351,9 @@ typedef struct {
   gboolean   (*fail_job)          (SrvDb *db, const char *job_id, const char *owner,
                                    const char *error_message, gboolean retryable,
                                    SrvJobState *new_state, GError **error);
-  gint64     (*requeue_leased)    (SrvDb *db, GError **error);
+  /* @owner NULL: every leased job. */
+  gint64     (*requeue_leased)    (SrvDb *db, const char *owner, GError **error);
+  GPtrArray *(*lease_owners)      (SrvDb *db, GError **error);
   gboolean   (*set_photo_size)    (SrvDb *db, const char *photo_id, int width, int height,
                                    GError **error);
   gboolean   (*queue_stats)       (SrvDb *db, SrvQueueStats *stats, GError **error);
@@ -335,9 +361,12 @@ typedef struct {
                                    guint limit, GError **error);
   gint64     (*prune_events)      (SrvDb *db, gint64 older_than, GError **error);
   gint64     (*last_event_id)     (SrvDb *db, GError **error);
+  char      *(*setting_once)      (SrvDb *db, const char *name, const char *value,
+                                   GError **error);
 } SrvDbVTable;
 
 extern const SrvDbVTable srv_db_sqlite_vtable;
+extern const SrvDbVTable srv_db_pg_vtable;
 
 gpointer     srv_db_backend               (SrvDb               *db);
 /* A backend calls this after committing an event so watchers and waiters wake up. */
@@ -350,9 +379,13 @@ typedef struct {
   char *sql;
 } SrvDbMigration;
 
-/* The numbered migrations of @dialect ("sqlite", later "pg"), ascending (SrvDbMigration*). */
+/* The numbered migrations of @dialect ("sqlite", "postgresql"), ascending (SrvDbMigration*). */
 GPtrArray   *srv_db_migrations            (const char          *dialect,
                                            GError             **error);
+SrvPhotoState srv_photo_state_from_string (const char         *s);
+SrvJobState  srv_job_state_from_string    (const char          *s);
+SrvEventType srv_event_type_from_string   (const char          *s);
+SrvIdentity *srv_identity_copy            (const SrvIdentity   *identity);
 /* An empty SrvTag array that frees its labels, as SrvPhoto.tags expects. */
 GArray      *srv_tag_array_new            (void);
 /* Cursor text for a keyset position, shared so every backend hands out the same cursors. */

@@ -41,6 +41,7 @@ typedef struct {
   gboolean           fetching;
   gboolean           dirty;       /* news arrived while fetching: read again */
   gboolean           closed;
+  gboolean           started;     /* the headers and the hello went out */
 } Subscriber;
 
 typedef struct {
@@ -241,6 +242,13 @@ fetch_done_cb (GObject      *source,
     }
   sub->last_id = MAX (sub->last_id, fd->last_id);
   out = g_string_new (NULL);
+  if (!sub->started)
+    {
+      /* The stream has a position now: only from here on may the client believe it is live. */
+      srv_sse_append_retry (out, SRV_SSE_RETRY_MS);
+      srv_sse_append_comment (out, "magpie events");
+      sub->started = TRUE;
+    }
   for (guint i = 0; i < list->len; i++)
     {
       const SrvEvent *event = list->pdata[i];
@@ -346,7 +354,8 @@ keepalive_cb (gpointer user_data)
       GPtrArray *subs = value;
 
       for (guint i = 0; i < subs->len; i++)
-        g_ptr_array_add (all, subscriber_ref (subs->pdata[i]));
+        if (((Subscriber *) subs->pdata[i])->started)
+          g_ptr_array_add (all, subscriber_ref (subs->pdata[i]));
     }
   for (guint i = 0; i < all->len; i++)
     subscriber_send (all->pdata[i], text);
@@ -423,10 +432,19 @@ events_cb (SoupServer        *soup,
   g_signal_connect (msg, "wrote-body-data", G_CALLBACK (subscriber_wrote_cb), sub);
   g_signal_connect (msg, "finished", G_CALLBACK (subscriber_finished_cb), sub);
 
-  /* Something to send at once, so the headers go out and the client knows it is live. */
-  srv_sse_append_retry (hello, SRV_SSE_RETRY_MS);
-  srv_sse_append_comment (hello, "magpie events");
-  subscriber_send (sub, hello);
+  /* Something to send at once, so the headers go out and the client knows it is live; but a
+   * new stream that starts after the newest event must first learn which that is, or an event
+   * committed between a client seeing the headers and the read would be lost to it. Until
+   * then the response waits, headers included. */
+  if (resume_from >= 0)
+    {
+      srv_sse_append_retry (hello, SRV_SSE_RETRY_MS);
+      srv_sse_append_comment (hello, "magpie events");
+      sub->started = TRUE;
+      subscriber_send (sub, hello);
+    }
+  else
+    soup_server_message_pause (msg);
   subscriber_fetch (sub);
 }
 

@@ -363,13 +363,54 @@ srv_http_authenticate (SrvContext        *ctx,
 }
 
 JsonObject *
+srv_http_parse_json (const char  *data,
+                     gsize        len,
+                     guint       *status,
+                     GError     **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr(GError) local = NULL;
+  JsonNode *root;
+
+  *status = SOUP_STATUS_BAD_REQUEST;
+  if (len > SRV_HTTP_JSON_BODY_MAX)
+    {
+      *status = SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                   "request body is %" G_GSIZE_FORMAT " bytes; at most %d are accepted",
+                   len, SRV_HTTP_JSON_BODY_MAX);
+      return NULL;
+    }
+  if (len == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body is empty; a JSON object is expected");
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, (gssize) len, &local))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body is not JSON: %s", local->message);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "request body must be a JSON object");
+      return NULL;
+    }
+  return json_object_ref (json_node_get_object (root));
+}
+
+JsonObject *
 srv_http_read_json (SoupServerMessage *msg)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr(GBytes) bytes = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
   g_autoptr(GError) error = NULL;
-  JsonNode *root;
+  JsonObject *o;
+  guint status;
   gsize len;
   const char *data;
 
@@ -382,26 +423,186 @@ srv_http_read_json (SoupServerMessage *msg)
     }
   bytes = soup_message_body_flatten (body);
   data = g_bytes_get_data (bytes, &len);
-  if (len == 0)
+  o = srv_http_parse_json (data, len, &status, &error);
+  if (o == NULL)
+    srv_reply_error (msg, status, status == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE
+                                  ? "too_large" : "bad_request", "%s", error->message);
+  return o;
+}
+
+gboolean
+srv_http_json_string (JsonObject  *o,
+                      const char  *name,
+                      gboolean     required,
+                      const char **out,
+                      GError     **error)
+{
+  JsonNode *node = json_object_get_member (o, name);
+
+  *out = NULL;
+  if (node == NULL || (!required && JSON_NODE_HOLDS_NULL (node)))
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body is empty; a JSON object is expected");
-      return NULL;
+      if (!required)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" is required", name);
+      return FALSE;
     }
-  if (!json_parser_load_from_data (parser, data, (gssize) len, &error))
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body is not JSON: %s", error->message);
-      return NULL;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" must be a string",
+                   name);
+      return FALSE;
     }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  *out = json_node_get_string (node);
+  return TRUE;
+}
+
+gboolean
+srv_http_json_int (JsonObject  *o,
+                   const char  *name,
+                   gint64      *out,
+                   GError     **error)
+{
+  JsonNode *node = json_object_get_member (o, name);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
     {
-      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
-                       "request body must be a JSON object");
-      return NULL;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "\"%s\" must be an integer",
+                   name);
+      return FALSE;
     }
-  return json_object_ref (json_node_get_object (root));
+  *out = json_node_get_int (node);
+  return TRUE;
+}
+
+/* Request bodies held in memory */
+
+typedef struct {
+  SrvHttpBodyLimitFunc limit;
+  gpointer             user_data;
+} BodyBound;
+
+typedef struct {
+  gint64   max;
+  gboolean refused;
+} BodyState;
+
+/* The body is not read (after Expect: 100-continue) or drained unkept, and the connection
+ * closes after the error, so a client that keeps sending cannot desynchronise the next
+ * request. */
+static void
+refuse_body (SoupServerMessage *msg,
+             guint              status,
+             const char        *code,
+             const char        *message)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+  srv_reply_error (msg, status, code, "%s", message);
+}
+
+static void
+bounded_chunk_cb (SoupServerMessage *msg,
+                  GBytes            *chunk,
+                  gpointer           user_data)
+{
+  BodyState *state = user_data;
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autofree char *message = NULL;
+
+  if (state->refused)
+    return;
+  if (body->length + (gint64) g_bytes_get_size (chunk) <= state->max)
+    {
+      soup_message_body_append_bytes (body, chunk);
+      return;
+    }
+  state->refused = TRUE;
+  soup_message_body_truncate (body);
+  message = g_strdup_printf ("the request body is over the limit of %" G_GINT64_FORMAT
+                             " bytes for this endpoint", state->max);
+  refuse_body (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too_large", message);
+}
+
+static void
+bound_got_headers_cb (SoupServerMessage *msg,
+                      gpointer           user_data)
+{
+  BodyBound *bound = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  const char *coding = soup_message_headers_get_one (headers, "Content-Encoding");
+  guint status = soup_server_message_get_status (msg);
+  g_autofree char *message = NULL;
+  BodyState *state;
+
+  /* Answered already, or streamed by its handler (the S3 front spools to disk). 100 is soup's
+   * provisional answer to Expect: 100-continue, which a refusal here replaces, so that the
+   * client never sends the body at all. */
+  if ((status != 0 && status != SOUP_STATUS_CONTINUE) || !soup_message_body_get_accumulate (body))
+    return;
+  soup_message_body_set_accumulate (body, FALSE);
+  state = g_new0 (BodyState, 1);
+  state->max = bound->limit (g_uri_get_path (soup_server_message_get_uri (msg)),
+                             bound->user_data);
+  g_object_set_data_full (G_OBJECT (msg), "srv-http-body-state", state, g_free);
+
+  /* Inflating would make a small upload a large one (a gzip bomb); nothing here needs it. */
+  if (coding != NULL && g_ascii_strcasecmp (coding, "identity") != 0)
+    {
+      message = g_strdup_printf ("Content-Encoding '%s' is not accepted: send the body "
+                                 "uncompressed", coding);
+      refuse_body (msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", message);
+      state->refused = TRUE;
+      return;
+    }
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      soup_message_headers_get_content_length (headers) > state->max)
+    {
+      message = g_strdup_printf ("the request body of %" G_GINT64_FORMAT " bytes is over the "
+                                 "limit of %" G_GINT64_FORMAT " bytes for this endpoint",
+                                 soup_message_headers_get_content_length (headers), state->max);
+      refuse_body (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too_large", message);
+      state->refused = TRUE;
+      return;
+    }
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (bounded_chunk_cb), state);
+}
+
+static void
+bound_request_started_cb (SoupServer        *soup,
+                          SoupServerMessage *msg,
+                          gpointer           user_data)
+{
+  /* Connected after soup's own got-headers handler, so it runs after the early handlers. */
+  g_signal_connect (msg, "got-headers", G_CALLBACK (bound_got_headers_cb), user_data);
+}
+
+/* Emitted before the handler runs: the body is whole, and soup_message_body_flatten() wants
+ * the accumulate flag back. */
+static void
+bound_request_read_cb (SoupServer        *soup,
+                       SoupServerMessage *msg,
+                       gpointer           user_data)
+{
+  if (g_object_get_data (G_OBJECT (msg), "srv-http-body-state") != NULL)
+    soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), TRUE);
+}
+
+void
+srv_http_bound_bodies (SoupServer           *soup,
+                       SrvHttpBodyLimitFunc  limit,
+                       gpointer              user_data)
+{
+  BodyBound *bound = g_new0 (BodyBound, 1);
+
+  bound->limit = limit;
+  bound->user_data = user_data;
+  g_signal_connect_data (soup, "request-started", G_CALLBACK (bound_request_started_cb), bound,
+                         (GClosureNotify) G_CALLBACK (g_free), 0);
+  g_signal_connect (soup, "request-read", G_CALLBACK (bound_request_read_cb), NULL);
 }
 
 gboolean

@@ -73,6 +73,35 @@ SrvCredentials *srv_http_authenticate (SrvContext        *ctx,
 /* The request body as a JSON object. Returns NULL after replying 400 (not JSON, not an
  * object) or 413 (over SRV_HTTP_JSON_BODY_MAX). */
 JsonObject   *srv_http_read_json      (SoupServerMessage *msg);
+/* Its pure half: @data as a JSON object, or NULL with the reason in @error and the HTTP
+ * status to answer with in @status (400, or 413 over SRV_HTTP_JSON_BODY_MAX). */
+JsonObject   *srv_http_parse_json     (const char        *data,
+                                       gsize              len,
+                                       guint             *status,
+                                       GError           **error);
+/* Members of a request object. A string member must be a JSON string (absent or null is
+ * allowed unless @required; @out is then NULL); an integer member, when present and not
+ * null, a JSON integer (@out keeps its default otherwise). FALSE with a reason for a 400. */
+gboolean      srv_http_json_string    (JsonObject        *o,
+                                       const char        *name,
+                                       gboolean           required,
+                                       const char       **out,
+                                       GError           **error);
+gboolean      srv_http_json_int       (JsonObject        *o,
+                                       const char        *name,
+                                       gint64            *out,
+                                       GError           **error);
+
+/* The most body bytes a request to @path may send (the handlers hold them in memory). */
+typedef gint64 (*SrvHttpBodyLimitFunc) (const char *path,
+                                        gpointer    user_data);
+
+/* Bounds every request body that no early handler streams: over @limit's answer it is refused
+ * with 413 as it arrives (at once when Content-Length says so), and a Content-Encoding other
+ * than identity with 415, before anything is inflated or kept. */
+void          srv_http_bound_bodies   (SoupServer           *soup,
+                                       SrvHttpBodyLimitFunc  limit,
+                                       gpointer              user_data);
 
 /* Replies 405 with an Allow header unless the method is one of @allowed ("GET, HEAD").
  * Returns TRUE when the method is allowed. */

@@ -360,6 +360,45 @@ predict_cb (SoupServer        *soup,
 }
 
 static void
+add_triple (JsonBuilder *b,
+            const char  *name,
+            const float  v[3])
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_array (b);
+  for (guint c = 0; c < 3; c++)
+    json_builder_add_double_value (b, v[c]);
+  json_builder_end_array (b);
+}
+
+/* How the server prepares an image for the model, in the words of a sidecar (nn-image.h), so
+ * a client that downloads the model tags exactly as the server does. */
+static void
+add_preprocessing_json (JsonBuilder         *b,
+                        const NnImageConfig *image)
+{
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "input_size");
+  json_builder_begin_array (b);
+  json_builder_add_int_value (b, image->width);
+  json_builder_add_int_value (b, image->height);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "resize");
+  json_builder_add_int_value (b, image->resize);
+  json_builder_set_member_name (b, "channel_order");
+  json_builder_add_string_value (b, image->bgr ? "BGR" : "RGB");
+  json_builder_set_member_name (b, "layout");
+  json_builder_add_string_value (b, image->nhwc ? "NHWC" : "NCHW");
+  json_builder_set_member_name (b, "grayscale");
+  json_builder_add_boolean_value (b, image->grayscale);
+  json_builder_set_member_name (b, "scale");
+  json_builder_add_double_value (b, image->scale);
+  add_triple (b, "mean", image->mean);
+  add_triple (b, "std", image->std);
+  json_builder_end_object (b);
+}
+
+static void
 add_model_json (JsonBuilder *b,
                 SrvModel    *model)
 {
@@ -380,6 +419,8 @@ add_model_json (JsonBuilder *b,
   for (guint i = 0; labels && labels[i]; i++)
     json_builder_add_string_value (b, labels[i]);
   json_builder_end_array (b);
+  json_builder_set_member_name (b, "preprocessing");
+  add_preprocessing_json (b, srv_model_get_image_config (model));
   json_builder_end_object (b);
 }
 

@@ -454,7 +454,17 @@ elem (GString    *s,
 {
   g_autofree char *escaped = g_markup_escape_text (text ? text : "", -1);
 
-  g_string_append_printf (s, "<%s>%s</%s>", name, escaped, name);
+  g_string_append_printf (s, "<%s>", name);
+  /* g_markup_escape_text() leaves CR as it is, and every XML parser reads a raw CR (or CR LF)
+   * as LF: a key with a CR would be listed as another key. S3 sends it as &#13;. */
+  for (const char *p = escaped; *p; p++)
+    {
+      if (*p == '\r')
+        g_string_append (s, "&#13;");
+      else
+        g_string_append_c (s, *p);
+    }
+  g_string_append_printf (s, "</%s>", name);
 }
 
 static void

@@ -20,6 +20,12 @@
 #include "srv-s3.h"
 #include "srv-workers.h"
 
+/* Connections the kernel queues before magpied accepts them. GSocket's default of 10 overflows
+ * when a burst of clients connects at once (magpie-load at 10 new users a second): the kernel
+ * then drops handshakes, clients wait for 1 s / 3 s SYN retries, and some see resets. Linux
+ * caps this at net.core.somaxconn (4096 here). */
+#define SRV_LISTEN_BACKLOG 1024
+
 #define SRV_REQUEST_START_KEY "srv-request-start-us"
 #define SRV_REQUEST_REMOTE_KEY "srv-request-remote"
 
@@ -30,6 +36,22 @@ struct _SrvServer {
   char       *url;
   gint64      started_us;
 };
+
+/* What the REST handlers hold in memory: image bytes for the predict endpoints (the
+ * workers' decoding limit), a JSON document anywhere else. S3 bodies are spooled to disk
+ * by srv-s3.c and bounded there. */
+static gint64
+body_limit (const char *path,
+            gpointer    user_data)
+{
+  SrvServer *self = user_data;
+
+  if (!g_str_has_prefix (path, "/v1/predict/"))
+    return SRV_HTTP_JSON_BODY_MAX;
+  if (self->ctx.workers == NULL)
+    return MP_IMAGE_MAX_BYTES_DEFAULT;
+  return (gint64) srv_workers_get_limits (self->ctx.workers)->max_bytes;
+}
 
 static void
 healthz_cb (SoupServer        *soup,
@@ -71,8 +93,8 @@ healthz_cb (SoupServer        *soup,
   srv_reply_json (msg, SOUP_STATUS_OK, root);
 }
 
-/* Ready means: every dependency a request needs can be used now: the data directory and the
- * store's bucket (the catalog is open or we would not be running). */
+/* Ready means: every dependency a request needs can be used now: the data directory, the
+ * catalog (a PostgreSQL server can go away under a running node) and the store's bucket. */
 static void
 readyz_cb (SoupServer        *soup,
            SoupServerMessage *msg,
@@ -111,6 +133,12 @@ readyz_cb (SoupServer        *soup,
   {
     g_autoptr(GError) error = NULL;
 
+    if (srv_db_last_event_id (self->ctx.db, &error) < 0)
+      {
+        srv_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "not_ready",
+                         "catalog: %s", error->message);
+        return;
+      }
     if (!srv_store_ping (self->ctx.store, self->config->bucket, &error))
       {
         srv_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "not_ready",
@@ -128,6 +156,8 @@ readyz_cb (SoupServer        *soup,
   json_builder_add_string_value (b, "ok");
   json_builder_set_member_name (b, "catalog");
   json_builder_add_string_value (b, srv_db_backend_name (self->ctx.db));
+  json_builder_set_member_name (b, "role");
+  json_builder_add_string_value (b, srv_role_to_string (self->config->role));
   json_builder_set_member_name (b, "store");
   json_builder_add_string_value (b, "ok");
   json_builder_end_object (b);
@@ -265,6 +295,18 @@ request_finished_cb (SoupServer        *soup,
 }
 
 static void
+worker_only_cb (SoupServer        *soup,
+                SoupServerMessage *msg,
+                const char        *path,
+                GHashTable        *query,
+                gpointer           user_data)
+{
+  srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found",
+                   "%s: this magpied runs with --role=worker and serves only /healthz, /readyz "
+                   "and /metrics; send API requests to an api node", path);
+}
+
+static void
 no_s3_cb (SoupServer        *soup,
           SoupServerMessage *msg,
           const char        *path,
@@ -306,6 +348,57 @@ url_for_listener (SoupServer *soup)
   return g_strdup_printf ("http://%s:%u", host, port);
 }
 
+/* A listening TCP socket on @address with SRV_LISTEN_BACKLOG (soup_server_listen() keeps
+ * GSocket's default). */
+static GSocket *
+listen_socket (GSocketAddress  *address,
+               GError         **error)
+{
+  g_autoptr(GSocket) socket = g_socket_new (g_socket_address_get_family (address),
+                                            G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+
+  if (socket == NULL)
+    return NULL;
+  g_socket_set_listen_backlog (socket, SRV_LISTEN_BACKLOG);
+  if (!g_socket_bind (socket, address, TRUE, error) || !g_socket_listen (socket, error))
+    return NULL;
+  return g_steal_pointer (&socket);
+}
+
+#define SRV_KEYRING_SETTING "token-keyring"
+
+/* The keyring from the shared catalog; the first node to start writes a fresh one there. */
+static gboolean
+load_shared_keyring (SrvKeyring *keyring,
+                     SrvDb      *db,
+                     GError    **error)
+{
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autoptr(SrvKeyring) fresh = srv_keyring_new ();
+  g_autofree char *proposal = NULL;
+  g_autofree char *stored = NULL;
+  gboolean ok;
+
+  srv_keyring_ensure_current (fresh, now);
+  proposal = srv_keyring_to_text (fresh);
+  stored = srv_db_setting_once (db, SRV_KEYRING_SETTING, proposal, error);
+  memset (proposal, 0, strlen (proposal));
+  if (stored == NULL)
+    {
+      g_prefix_error (error, "cannot read the token keyring from the catalog: ");
+      return FALSE;
+    }
+  ok = srv_keyring_load_text (keyring, stored, "the catalog's token keyring", now, error);
+  memset (stored, 0, strlen (stored));
+  if (ok && srv_keyring_current_id (keyring) == 0)
+    {
+      g_set_error (error, SRV_TOKEN_ERROR, SRV_TOKEN_ERROR_KEYRING,
+                   "the catalog's token keyring has no signing key");
+      return FALSE;
+    }
+  return ok;
+}
+
 /* Creates the data directory, binds the listener and installs the routes. Returns NULL and
  * sets @error when the directory cannot be made or the address cannot be bound. */
 SrvServer *
@@ -315,6 +408,7 @@ srv_server_new (const SrvConfig *config,
   g_autoptr(SrvServer) self = g_new0 (SrvServer, 1);
   g_autoptr(GInetAddress) inet = NULL;
   g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GSocket) listener = NULL;
   g_autofree char *keyring_path = NULL;
   g_autofree char *catalog_path = NULL;
   g_autofree char *store_dir = NULL;
@@ -335,18 +429,30 @@ srv_server_new (const SrvConfig *config,
       return NULL;
     }
 
-  keyring_path = g_build_filename (config->data_dir, "keyring", NULL);
-  self->ctx.keyring = srv_keyring_new ();
-  if (!srv_keyring_load (self->ctx.keyring, keyring_path, g_get_real_time () / G_USEC_PER_SEC,
-                         error))
-    return NULL;
-
-  catalog_path = g_build_filename (config->data_dir, "catalog.db", NULL);
+  catalog_path = config->database ? g_strdup (config->database)
+                                  : g_build_filename (config->data_dir, "catalog.db", NULL);
   self->ctx.db = srv_db_open (catalog_path, error);
   if (self->ctx.db == NULL)
     {
-      g_prefix_error (error, "cannot open the catalog %s: ", catalog_path);
+      g_autofree char *shown = srv_db_location_for_display (catalog_path);
+
+      g_prefix_error (error, "cannot open the catalog %s: ", shown);
       return NULL;
+    }
+
+  self->ctx.keyring = srv_keyring_new ();
+  if (srv_db_is_shared (self->ctx.db))
+    {
+      /* Every node verifies every other node's tokens: they share the catalog's keyring. */
+      if (!load_shared_keyring (self->ctx.keyring, self->ctx.db, error))
+        return NULL;
+    }
+  else
+    {
+      keyring_path = g_build_filename (config->data_dir, "keyring", NULL);
+      if (!srv_keyring_load (self->ctx.keyring, keyring_path,
+                             g_get_real_time () / G_USEC_PER_SEC, error))
+        return NULL;
     }
 
   store_dir = g_build_filename (config->data_dir, "store", NULL);
@@ -379,32 +485,40 @@ srv_server_new (const SrvConfig *config,
   self->soup = soup_server_new ("server-header", "magpied/" PACKAGE_VERSION " ",
                                 "raw-paths", TRUE, NULL);
   self->ctx.soup = self->soup;
+  srv_http_bound_bodies (self->soup, body_limit, self);
   soup_server_add_handler (self->soup, "/healthz", healthz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/readyz", readyz_cb, self, NULL);
   soup_server_add_handler (self->soup, "/metrics", metrics_cb, self, NULL);
-  srv_predict_register (&self->ctx);
-  if (!srv_api_start (&self->ctx, error))
+  /* The workers come first: they load the models the predict endpoints serve. */
+  if (!srv_workers_start (&self->ctx, config->role != SRV_ROLE_API, error))
     return NULL;
-  srv_events_start (&self->ctx);
-  /* With a remote store, clients talk S3 to it directly; we serve no S3 of our own. */
-  if (config->s3_endpoint == NULL)
-    {
-      self->ctx.s3 = srv_s3_start (&self->ctx, error);
-      if (self->ctx.s3 == NULL)
-        return NULL;
-    }
+  if (config->role == SRV_ROLE_WORKER)
+    /* Everything else is not here, and says so in the API's own error shape. */
+    soup_server_add_handler (self->soup, NULL, worker_only_cb, self, NULL);
   else
-    soup_server_add_handler (self->soup, NULL, no_s3_cb, self, NULL);
+    {
+      srv_predict_register (&self->ctx);
+      if (!srv_api_start (&self->ctx, error))
+        return NULL;
+      srv_events_start (&self->ctx);
+      /* With a remote store, clients talk S3 to it directly; we serve no S3 of our own. */
+      if (config->s3_endpoint == NULL)
+        {
+          self->ctx.s3 = srv_s3_start (&self->ctx, error);
+          if (self->ctx.s3 == NULL)
+            return NULL;
+        }
+      else
+        soup_server_add_handler (self->soup, NULL, no_s3_cb, self, NULL);
+    }
   g_signal_connect (self->soup, "request-started", G_CALLBACK (request_started_cb), self);
   g_signal_connect (self->soup, "request-finished", G_CALLBACK (request_finished_cb), self);
-
-  if (!srv_workers_start (&self->ctx, error))
-    return NULL;
 
   inet = g_inet_address_new_from_string (config->listen_host);
   g_assert (inet != NULL);  /* srv_config_parse_listen() accepted only IP addresses */
   address = g_inet_socket_address_new (inet, config->listen_port);
-  if (!soup_server_listen (self->soup, address, 0, error))
+  listener = listen_socket (address, error);
+  if (listener == NULL || !soup_server_listen_socket (self->soup, listener, 0, error))
     {
       g_prefix_error (error, "cannot listen on %s: ", config->listen);
       return NULL;

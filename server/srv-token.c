@@ -144,14 +144,12 @@ srv_keyring_size (SrvKeyring *keyring)
   return keyring->keys->len;
 }
 
-static gboolean
-keyring_save (SrvKeyring  *keyring,
-              const char  *path,
-              GError     **error)
+/* The keyring file's text: one "key id=N created=T retired=T secret=BASE64" line per key. */
+char *
+srv_keyring_to_text (SrvKeyring *keyring)
 {
-  g_autoptr(GString) text = g_string_new ("# magpied server keys: keep secret, share with every "
-                                          "node of one deployment\n");
-  g_autoptr(GError) local_error = NULL;
+  GString *text = g_string_new ("# magpied server keys: keep secret, share with every "
+                                "node of one deployment\n");
 
   for (guint i = 0; i < keyring->keys->len; i++)
     {
@@ -163,17 +161,27 @@ keyring_save (SrvKeyring  *keyring,
                               k->id, k->created_at, k->retired_at, b64);
       sodium_memzero (b64, strlen (b64));
     }
-  if (!g_file_set_contents_full (path, text->str, text->len,
-                                 G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                 0600, &local_error))
-    {
-      g_set_error (error, SRV_TOKEN_ERROR, SRV_TOKEN_ERROR_KEYRING,
-                   "cannot write keyring %s: %s", path, local_error->message);
-      sodium_memzero (text->str, text->len);
-      return FALSE;
-    }
-  sodium_memzero (text->str, text->len);
-  return TRUE;
+  return g_string_free (text, FALSE);
+}
+
+static gboolean
+keyring_save (SrvKeyring  *keyring,
+              const char  *path,
+              GError     **error)
+{
+  g_autofree char *text = srv_keyring_to_text (keyring);
+  g_autoptr(GError) local_error = NULL;
+  gsize len = strlen (text);
+  gboolean ok = g_file_set_contents_full (path, text, len,
+                                          G_FILE_SET_CONTENTS_CONSISTENT |
+                                            G_FILE_SET_CONTENTS_DURABLE,
+                                          0600, &local_error);
+
+  sodium_memzero (text, len);
+  if (!ok)
+    g_set_error (error, SRV_TOKEN_ERROR, SRV_TOKEN_ERROR_KEYRING,
+                 "cannot write keyring %s: %s", path, local_error->message);
+  return ok;
 }
 
 static void
@@ -246,6 +254,61 @@ parse_key_line (const char  *line,
   return have_id && have_secret;
 }
 
+/* Replaces the keys with those in @text (srv_keyring_to_text()'s form), dropping keys past
+ * their grace. @where names the text's origin in errors. Returns FALSE on a malformed line. */
+gboolean
+srv_keyring_load_text (SrvKeyring  *keyring,
+                       const char  *text,
+                       const char  *where,
+                       gint64       now,
+                       GError     **error)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  guint lineno = 0;
+  gboolean ok = TRUE;
+
+  g_array_set_size (keyring->keys, 0);
+  for (char **l = lines; *l; l++)
+    {
+      SrvKey k;
+
+      lineno++;
+      g_strstrip (*l);
+      if (ok && **l != '\0' && **l != '#')
+        {
+          if (parse_key_line (*l, &k))
+            srv_keyring_add_key (keyring, k.id, k.key, k.created_at, k.retired_at);
+          else
+            {
+              g_set_error (error, SRV_TOKEN_ERROR, SRV_TOKEN_ERROR_KEYRING,
+                           "%s:%u: not a key line (expected: key id=N created=T retired=T "
+                           "secret=BASE64)", where, lineno);
+              ok = FALSE;
+            }
+          sodium_memzero (&k, sizeof k);
+        }
+      sodium_memzero (*l, strlen (*l));
+    }
+  if (!ok)
+    {
+      g_array_set_size (keyring->keys, 0);
+      return FALSE;
+    }
+  drop_expired_keys (keyring, now);
+  return TRUE;
+}
+
+/* Adds a new signing key when the keyring has none (a new deployment). Returns whether it did. */
+gboolean
+srv_keyring_ensure_current (SrvKeyring *keyring,
+                            gint64      now)
+{
+  if (current_key (keyring) != NULL)
+    return FALSE;
+  add_fresh_key (keyring, now);
+  return TRUE;
+}
+
 /* Loads the keyring file, creating it (mode 0600) with one fresh key when it does not
  * exist. Returns FALSE and sets @error when the file is unreadable or malformed. */
 gboolean
@@ -256,8 +319,7 @@ srv_keyring_load (SrvKeyring  *keyring,
 {
   g_autofree char *text = NULL;
   g_autoptr(GError) local_error = NULL;
-  g_auto(GStrv) lines = NULL;
-  guint lineno = 0;
+  gboolean ok;
 
   g_array_set_size (keyring->keys, 0);
   if (!g_file_get_contents (path, &text, NULL, &local_error))
@@ -272,35 +334,12 @@ srv_keyring_load (SrvKeyring  *keyring,
       return keyring_save (keyring, path, error);
     }
 
-  lines = g_strsplit (text, "\n", -1);
+  ok = srv_keyring_load_text (keyring, text, path, now, error);
   sodium_memzero (text, strlen (text));
-  for (char **l = lines; *l; l++)
-    {
-      SrvKey k;
-
-      lineno++;
-      g_strstrip (*l);
-      if (**l == '\0' || **l == '#')
-        continue;
-      if (!parse_key_line (*l, &k))
-        {
-          g_set_error (error, SRV_TOKEN_ERROR, SRV_TOKEN_ERROR_KEYRING,
-                       "%s:%u: not a key line (expected: key id=N created=T retired=T "
-                       "secret=BASE64)", path, lineno);
-          sodium_memzero (*l, strlen (*l));
-          return FALSE;
-        }
-      sodium_memzero (*l, strlen (*l));
-      srv_keyring_add_key (keyring, k.id, k.key, k.created_at, k.retired_at);
-      sodium_memzero (&k, sizeof k);
-    }
-
-  drop_expired_keys (keyring, now);
-  if (current_key (keyring) == NULL)
-    {
-      add_fresh_key (keyring, now);
-      return keyring_save (keyring, path, error);
-    }
+  if (!ok)
+    return FALSE;
+  if (srv_keyring_ensure_current (keyring, now))
+    return keyring_save (keyring, path, error);
   return TRUE;
 }
 

@@ -52,6 +52,14 @@ gboolean        srv_keyring_load          (SrvKeyring      *keyring,
                                            const char      *path,
                                            gint64           now,
                                            GError         **error);
+gboolean        srv_keyring_load_text     (SrvKeyring      *keyring,
+                                           const char      *text,
+                                           const char      *where,
+                                           gint64           now,
+                                           GError         **error);
+char           *srv_keyring_to_text       (SrvKeyring      *keyring);
+gboolean        srv_keyring_ensure_current (SrvKeyring     *keyring,
+                                           gint64           now);
 gboolean        srv_keyring_rotate        (SrvKeyring      *keyring,
                                            const char      *path,
                                            gint64           now,

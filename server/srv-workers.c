@@ -5,7 +5,9 @@
 
 #include "srv-workers.h"
 
+#include <errno.h>
 #include <gio/gio.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -436,14 +438,63 @@ pool_free (SrvWorkers *pool)
   g_free (pool);
 }
 
+/* Whether lease owner @owner ("host:pid/worker-N") was a process of this host that is gone. */
+static gboolean
+owner_is_dead_here (const char *owner)
+{
+  g_autofree char *prefix = g_strdup_printf ("%s:", g_get_host_name ());
+  const char *rest;
+  char *end = NULL;
+  guint64 pid;
+
+  if (!g_str_has_prefix (owner, prefix))
+    return FALSE;
+  rest = owner + strlen (prefix);
+  pid = g_ascii_strtoull (rest, &end, 10);
+  if (end == rest || *end != '/' || pid == 0 || pid > G_MAXINT || (pid_t) pid == getpid ())
+    return FALSE;
+  return kill ((pid_t) pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Jobs a previous run of this node leased and never finished go back to the queue now rather
+ * than when their leases run out. A catalog of our own (SQLite) holds no one else's leases; on
+ * a shared one only the leases of dead processes of this host are ours to take back (a pod
+ * restarted under a new name leaves its leases to expire, as a crashed machine's do). */
+static gint64
+requeue_previous_run (SrvDb   *db,
+                      GError **error)
+{
+  g_autoptr(GPtrArray) owners = NULL;
+  gint64 total = 0;
+
+  if (!srv_db_is_shared (db))
+    return srv_db_requeue_leased (db, error);
+  owners = srv_db_lease_owners (db, error);
+  if (owners == NULL)
+    return -1;
+  for (guint i = 0; i < owners->len; i++)
+    {
+      gint64 n;
+
+      if (!owner_is_dead_here (owners->pdata[i]))
+        continue;
+      n = srv_db_requeue_owner (db, owners->pdata[i], error);
+      if (n < 0)
+        return -1;
+      total += n;
+    }
+  return total;
+}
+
 gboolean
 srv_workers_start (SrvContext  *ctx,
+                   gboolean     tag,
                    GError     **error)
 {
   SrvWorkers *pool;
   const SrvConfig *config = ctx->config;
   SrvTagRules *rules = NULL;
-  gint64 requeued;
+  gint64 requeued = 0;
 
   g_return_val_if_fail (ctx->workers == NULL, FALSE);
 
@@ -453,8 +504,8 @@ srv_workers_start (SrvContext  *ctx,
       if (rules == NULL)
         return FALSE;
     }
-  /* One node owns the SQLite catalog, so every lease left over is from our own last run. */
-  requeued = srv_db_requeue_leased (ctx->db, error);
+  if (tag)
+    requeued = requeue_previous_run (ctx->db, error);
   if (requeued < 0)
     {
       srv_tag_rules_free (rules);
@@ -476,6 +527,9 @@ srv_workers_start (SrvContext  *ctx,
   pool->policy.cooldown_us = (gint64) config->worker_cooldown_ms * 1000;
   pool->photo = load_model (config->photo_model, "photos", &pool->photo_reason);
   pool->digit = load_model (config->digit_model, "digits", &pool->digit_reason);
+  ctx->workers = pool;
+  if (!tag)
+    return TRUE;
 
   srv_metrics_declare (ctx->metrics, "magpied_workers_current", SRV_METRIC_GAUGE,
                        "Tagging worker threads running", NULL, 0);
@@ -514,7 +568,8 @@ srv_workers_stop (SrvContext *ctx)
   pool->stopping = TRUE;
   g_cond_broadcast (&pool->cond);
   g_mutex_unlock (&pool->lock);
-  g_thread_join (pool->controller);
+  if (pool->controller != NULL)
+    g_thread_join (pool->controller);
   ctx->workers = NULL;
   pool_free (pool);
 }

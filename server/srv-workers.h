@@ -26,10 +26,12 @@ G_BEGIN_DECLS
  * retries whose backoff ran out (no event marks those) and to notice a stop. */
 #define SRV_WORKERS_IDLE_WAIT_US (500 * 1000)  /* µs */
 
-/* Loads the models (a missing or broken one is logged, not fatal: see above), the tag rules
- * (fatal when given and broken), re-queues jobs leased by a previous run, declares the
- * metrics and starts the controller. Sets ctx->workers. */
+/* Loads the models (a missing or broken one is logged, not fatal: see above) and the tag rules
+ * (fatal when given and broken). With @tag it also re-queues jobs leased by a previous run,
+ * declares the metrics and starts the controller; without (--role=api) the pool only serves
+ * the models to the predict endpoints. Sets ctx->workers. */
 gboolean     srv_workers_start          (SrvContext  *ctx,
+                                         gboolean     tag,
                                          GError     **error);
 /* Stops the controller and every worker (each finishes its batch), joins them and frees the
  * pool; call before the catalog and store close. Safe with ctx->workers == NULL. */

@@ -1,9 +1,44 @@
 #!/usr/bin/env bash
-# with-display.sh CMD... - run CMD in a fresh Xvfb display and D-Bus session.
+# with-display.sh CMD... - run CMD in a fresh Xvfb display and D-Bus session, with an unlocked
+# keyring in that session as a desktop login gives one.
 #
 # Xvfb is started by this script and stopped by its PID, whatever CMD does; the display
-# number is one Xvfb picks itself (-displayfd), so parallel tests never collide.
+# number is one Xvfb picks itself (-displayfd), so parallel tests never collide. Inside the
+# session bus, gnome-keyring-daemon (when installed) is started as this script's child with a
+# login keyring unlocked by a password on its stdin, and stopped by its PID: without it, the
+# first secret stored makes the bus start one that asks for a new keyring's password in a
+# dialog no test can answer (and that covers every screenshot taken meanwhile).
 set -u
+
+# Second stage, inside dbus-run-session: the keyring, then CMD.
+if [ "${1:-}" = "--in-session" ]; then
+  shift
+  keyring_pid=
+  if command -v gnome-keyring-daemon >/dev/null 2>&1; then
+    mkdir -m 0700 "$XDG_RUNTIME_DIR/keyring-data"
+    # Its keyrings (encrypted with this password) in the private runtime dir, never in a home.
+    XDG_DATA_HOME="$XDG_RUNTIME_DIR/keyring-data" \
+      gnome-keyring-daemon --foreground --unlock --components=secrets \
+      <<<"magpie-test-keyring" >"$XDG_RUNTIME_DIR/keyring.log" 2>&1 &
+    keyring_pid=$!
+    for _ in $(seq 100); do
+      if dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+           org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null |
+         grep -q 'boolean true'; then
+        break
+      fi
+      kill -0 "$keyring_pid" 2>/dev/null || { keyring_pid=; break; }
+      sleep 0.1
+    done
+  fi
+  "$@"
+  status=$?
+  if [ -n "$keyring_pid" ]; then
+    kill "$keyring_pid" 2>/dev/null
+    wait "$keyring_pid" 2>/dev/null
+  fi
+  exit "$status"
+fi
 
 if ! command -v Xvfb >/dev/null 2>&1; then
   echo "with-display: Xvfb is not installed (tools/deps.sh installs it)" >&2
@@ -28,8 +63,8 @@ if [ -z "$display" ]; then
   exit 1
 fi
 
-# A private runtime dir: services the session bus activates (gnome-keyring) put their
-# sockets and control dirs there, and the trap removes them with the rest.
+# A private runtime dir: services the session bus activates put their sockets and control dirs
+# there, and the trap removes them with the rest.
 mkdir -m 0700 "$fifo_dir/runtime"
 export XDG_RUNTIME_DIR="$fifo_dir/runtime"
 # Private data, config and cache dirs too: an app under test must never read or write the
@@ -42,7 +77,7 @@ export XDG_DATA_HOME="$fifo_dir/data" XDG_CONFIG_HOME="$fifo_dir/config" XDG_CAC
 export DISPLAY=":$display"
 unset WAYLAND_DISPLAY
 export GDK_BACKEND=x11
-dbus-run-session -- "$@"
+dbus-run-session -- "$0" --in-session "$@"
 status=$?
 
 kill "$xvfb_pid" 2>/dev/null

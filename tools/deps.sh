@@ -10,7 +10,7 @@ PACKAGES=(
   gcc pkg-config meson ninja-build gettext libglib2.0-dev-bin
   # app and shared libraries
   libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev libjson-glib-dev libgdk-pixbuf-2.0-dev
-  libsecret-1-dev libsqlite3-dev libpq-dev libsodium-dev
+  libsecret-1-dev libsqlite3-dev libpq-dev libsodium-dev libcairo2-dev
   webp-pixbuf-loader
   # engine: ONNX via protobuf-c, kernels from XNNPACK and OpenBLAS
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata

@@ -193,7 +193,12 @@ nn_graph_fold (NnGraph *g, GError **error)
       step_init (&st, node, vals);
       if (!nn_op_plan (&ctx, error))
         {
-          g_ptr_array_free (kept, TRUE);
+          /* The nodes folded so far are freed already: the graph keeps only the others,
+           * or freeing it would free those again. */
+          for (guint j = i; j < g->nodes->len; j++)
+            g_ptr_array_add (kept, g_ptr_array_index (g->nodes, j));
+          g_ptr_array_free (g->nodes, TRUE);
+          g->nodes = kept;
           return FALSE;
         }
       for (int k = 0; k < node->n_out; k++)

@@ -970,6 +970,9 @@ plan_reshape (NnOpCtx *c, GError **error)
         }
       if (shape[i] < 0)
         return fail (c, error, "shape has a negative dim");
+      /* each factor at most 2^28, so the product cannot overflow before the check */
+      if (shape[i] > NN_MAX_ELEMENTS)
+        return fail (c, error, "shape is too large");
       known *= shape[i];
       if (known > NN_MAX_ELEMENTS)
         return fail (c, error, "shape is too large");

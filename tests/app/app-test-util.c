@@ -1,10 +1,12 @@
 /* app-test-util.c - what the app tests share: the real application, waiting on the main loop */
+#define _GNU_SOURCE /* memmem: secrets are searched in binary files too */
 #include "config.h"
 
 #include "app-test-util.h"
 
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <string.h>
 
 #define APP_TEST_MAX_SERVERS 8
 
@@ -207,4 +209,225 @@ app_test_screenshot (const char *dir,
   g_assert_no_error (error);
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   g_test_message ("screenshot: %s", path);
+}
+
+/* g_ptr_array_sort() hands the comparison pointers to the elements. */
+static int
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The shared test photos (JPEG and PNG in ../shared/data/photos), sorted by name, so every
+ * process that asks gets them in the same order; empty when the shared data is not there. */
+GPtrArray *
+app_test_shared_photos (void)
+{
+  g_autofree char *dir_path = mp_test_shared_data ("photos");
+  g_autoptr(GDir) dir = NULL;
+  GPtrArray *files = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  dir = dir_path != NULL ? g_dir_open (dir_path, 0, NULL) : NULL;
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_suffix (name, ".jpg") || g_str_has_suffix (name, ".png"))
+      g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    g_ptr_array_add (files, g_file_new_build_filename (dir_path, names->pdata[i], NULL));
+  return files;
+}
+
+/* The same entry point as a drag from a file manager: the Gallery page's drop target. */
+void
+app_test_drop_files (MagpieWindow  *window,
+                     GFile        **files,
+                     guint          n_files)
+{
+  GtkDropTarget *target =
+    magpie_gallery_page_get_drop_target (magpie_window_get_gallery_page (window));
+  g_auto(GValue) value = G_VALUE_INIT;
+  gboolean accepted = FALSE;
+
+  g_value_init (&value, GDK_TYPE_FILE_LIST);
+  g_value_take_boxed (&value, gdk_file_list_new_from_array (files, n_files));
+  g_signal_emit_by_name (target, "drop", &value, 100.0, 100.0, &accepted);
+  g_assert_true (accepted);
+}
+
+/* An AppTestCondition: the Gallery page @gallery_page has no import under way. */
+gboolean
+app_test_imports_done (gpointer gallery_page)
+{
+  return magpie_gallery_page_get_n_imports (gallery_page) == 0;
+}
+
+/* Adds @root and every widget below it that is a @type to @found. */
+void
+app_test_collect_widgets (GtkWidget *root,
+                          GType      type,
+                          GPtrArray *found)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (root, type))
+    g_ptr_array_add (found, root);
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    app_test_collect_widgets (child, type, found);
+}
+
+static gboolean
+have_result (gpointer user_data)
+{
+  return *(GAsyncResult **) user_data != NULL;
+}
+
+static void
+result_cb (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Credentials for @app's own identity at @url, as its uploader gets them. */
+MagpieS3Credentials *
+app_test_credentials (MagpieApplication *app,
+                      const char        *url)
+{
+  g_autoptr(SoupSession) session = soup_session_new ();
+  MagpieIdentity *identity = magpie_application_get_identity (app);
+  g_autoptr(MagpieCredentials) credentials = magpie_credentials_new (session, identity);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  MagpieS3Credentials *c;
+
+  magpie_credentials_get_async (credentials, url, NULL, result_cb, &result);
+  g_assert_true (app_test_wait (have_result, &result, 20000));
+  c = magpie_credentials_get_finish (credentials, result, &error);
+  g_assert_no_error (error);
+  return c;
+}
+
+/* How many photos the server's catalog holds for the identity of @token (up to 100). */
+guint
+app_test_catalog_count (const char *url,
+                        const char *token)
+{
+  g_autoptr(SoupSession) session = soup_session_new ();
+  g_autofree char *list_url = g_strconcat (url, "/v1/photos?limit=100", NULL);
+  g_autoptr(JsonNode) body = NULL;
+  JsonObject *root;
+  guint status = 0;
+
+  body = mp_test_http_call (session, "GET", list_url, token, NULL, &status, NULL);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_nonnull (body);
+  root = json_node_get_object (body);
+  g_assert_true (!json_object_has_member (root, "next_cursor") ||
+                 json_object_get_null_member (root, "next_cursor"));
+  return json_array_get_length (json_object_get_array_member (root, "photos"));
+}
+
+/* Every photo tagged with the server's tags. */
+gboolean
+app_test_all_server_tagged (gpointer user_data)
+{
+  GListModel *library = user_data;
+  guint n = g_list_model_get_n_items (library);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      GPtrArray *tags = magpie_photo_get_tags (photo);
+
+      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED || tags->len == 0 ||
+          ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
+        return FALSE;
+    }
+  return n > 0;
+}
+
+/* Every photo done by the server: tagged, with the server's tags if it found any. */
+gboolean
+app_test_all_server_done (gpointer user_data)
+{
+  GListModel *library = user_data;
+  guint n = g_list_model_get_n_items (library);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      GPtrArray *tags = magpie_photo_get_tags (photo);
+
+      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED ||
+          (tags->len > 0 &&
+           ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER))
+        return FALSE;
+    }
+  return n > 0;
+}
+
+/* Every photo on the server: being tagged or tagged. */
+gboolean
+app_test_all_uploaded (gpointer user_data)
+{
+  GListModel *library = user_data;
+  guint n = g_list_model_get_n_items (library);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      MagpiePhotoState state = magpie_photo_get_state (photo);
+
+      if (state != MAGPIE_PHOTO_STATE_TAGGING && state != MAGPIE_PHOTO_STATE_TAGGED)
+        return FALSE;
+    }
+  return n > 0;
+}
+
+/* Says where each photo is, for a failed wait. */
+void
+app_test_dump_states (GListModel *library)
+{
+  for (guint i = 0; i < g_list_model_get_n_items (library); i++)
+    {
+      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
+      g_autofree char *state = magpie_photo_describe_state (photo);
+
+      g_test_message ("%s: %s", magpie_photo_get_name (photo), state);
+    }
+}
+
+
+/* Files under @dir (recursively, links not followed) whose bytes contain @needle; each is
+ * named in the test log. */
+guint
+app_test_files_containing (const char *dir,
+                           const char *needle)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+  guint found = 0;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *contents = NULL;
+      gsize len;
+
+      if (g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+        continue;
+      if (g_file_test (path, G_FILE_TEST_IS_DIR))
+        found += app_test_files_containing (path, needle);
+      else if (g_file_test (path, G_FILE_TEST_IS_REGULAR) &&
+               g_file_get_contents (path, &contents, &len, NULL) &&
+               memmem (contents, len, needle, strlen (needle)) != NULL)
+        {
+          g_test_message ("%s holds a secret", path);
+          found++;
+        }
+    }
+  return found;
 }

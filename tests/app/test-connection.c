@@ -184,6 +184,88 @@ test_dispose_cancels (void)
   g_assert_true (app_test_wait (became_true, &done, 5000));
 }
 
+static gboolean
+is_offline (gpointer user_data)
+{
+  return magpie_connection_get_state (user_data) == MAGPIE_CONNECTION_STATE_OFFLINE;
+}
+
+static double
+health_checks (SoupSession   *session,
+               AppTestServer *server)
+{
+  return MAX (mp_test_metric (session, server->url,
+                              "magpied_http_requests_total{api=\"health\",code=\"200\"}"), 0);
+}
+
+/* Work Offline: the state is offline at once and stays so, and not one check reaches the
+ * server, however short the interval; turned off, the server is checked at once. */
+static void
+test_work_offline (void)
+{
+  g_autoptr(AppTestServer) server = app_test_server_start ();
+  g_autoptr(SoupSession) session = soup_session_new ();
+  g_autoptr(MagpieConnection) connection = magpie_connection_new (server->url, 1);
+  guint notified = 0;
+  gboolean done = FALSE;
+  double checks;
+
+  g_assert_true (app_test_wait (is_online, connection, 10000));
+  g_signal_connect_swapped (connection, "notify::work-offline", G_CALLBACK (g_atomic_int_inc),
+                            &notified);
+  g_object_set (connection, "work-offline", TRUE, NULL);
+  g_assert_true (magpie_connection_get_work_offline (connection));
+  g_assert_cmpuint (notified, ==, 1);
+  g_assert_cmpint (magpie_connection_get_state (connection), ==,
+                   MAGPIE_CONNECTION_STATE_OFFLINE);
+  g_assert_null (magpie_connection_get_server_version (connection));
+
+  /* Three check intervals, a new address and a refresh: still nothing sent. */
+  checks = health_checks (session, server);
+  g_timeout_add (3000, set_true_cb, &done);
+  g_assert_true (app_test_wait (became_true, &done, 10000));
+  magpie_connection_refresh (connection);
+  magpie_connection_set_server_url (connection, server->url);
+  g_assert_true (app_test_wait (is_offline, connection, 10));
+  g_assert_cmpfloat (health_checks (session, server), ==, checks);
+
+  magpie_connection_set_work_offline (connection, FALSE);
+  g_assert_cmpuint (notified, ==, 2);
+  g_assert_true (app_test_wait (is_online, connection, 5000));
+  g_assert_cmpfloat (health_checks (session, server), >, checks);
+}
+
+/* A server that comes back is noticed within seconds, even after a long outage and with the
+ * default (15 s) interval between checks of a server that answers. */
+static void
+test_back_within_seconds (void)
+{
+  g_autoptr(AppTestServer) server = app_test_server_start ();
+  g_autoptr(MagpieConnection) connection = magpie_connection_new (server->url, 0);
+  g_autoptr(GError) error = NULL;
+  gboolean done = FALSE;
+  gint64 start;
+  double seconds;
+
+  g_assert_true (app_test_wait (is_online, connection, 10000));
+  app_test_server_stop (server);
+  magpie_connection_refresh (connection);
+  g_assert_true (app_test_wait (is_unreachable, connection, 5000));
+  /* Long enough for the retries to back off to their longest wait. */
+  g_timeout_add (12000, set_true_cb, &done);
+  g_assert_true (app_test_wait (became_true, &done, 20000));
+  g_assert_true (is_unreachable (connection));
+
+  g_assert_true (mp_test_server_restart (server, NULL, &error));
+  g_assert_no_error (error);
+  start = g_get_monotonic_time ();
+  g_assert_true (app_test_wait (is_online, connection, 15000 * mp_test_slowdown ()));
+  seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+  g_test_message ("back online %.2f s after the server was", seconds);
+  /* The longest retry wait is 5 s; a check takes well under a second here. */
+  g_assert_cmpfloat (seconds, <, 6.0 * mp_test_slowdown ());
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -195,6 +277,8 @@ main (int   argc,
   g_test_add_func ("/app/connection/url-change-checks-at-once", test_url_change_checks_at_once);
   g_test_add_func ("/app/connection/not-magpied", test_not_magpied);
   g_test_add_func ("/app/connection/dispose-cancels", test_dispose_cancels);
+  g_test_add_func ("/app/connection/work-offline", test_work_offline);
+  g_test_add_func ("/app/connection/back-within-seconds", test_back_within_seconds);
 
   return g_test_run ();
 }

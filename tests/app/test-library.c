@@ -701,16 +701,6 @@ test_tagger (Fixture       *f,
 
 /* A library of 5,000 photos loads in well under the second the window has to become
  * interactive in (and off the main thread besides). */
-/* Time bounds stretch under sanitizers and valgrind, which set MAGPIE_TEST_SLOWDOWN; the
- * bound guards the design (an index, not a scan), the benchmark gives the figure. */
-static double
-slowdown (void)
-{
-  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
-
-  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
-}
-
 static void
 test_load_large (Fixture       *f,
                  gconstpointer  data)
@@ -756,7 +746,7 @@ test_load_large (Fixture       *f,
   seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
   g_test_message ("5000 photos with tags loaded in %.3f s", seconds);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, 5000);
-  g_assert_cmpfloat (seconds, <, 1.0 * slowdown ());
+  g_assert_cmpfloat (seconds, <, 1.0 * mp_test_slowdown ());
 }
 
 int

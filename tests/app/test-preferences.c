@@ -18,7 +18,7 @@ fixture_set_up (Fixture       *f,
 {
   f->settings = g_settings_new (APPLICATION_ID);
   g_settings_reset (f->settings, "server-url");
-  f->window = magpie_preferences_window_new (f->settings);
+  f->window = magpie_preferences_window_new (f->settings, NULL);
   f->row = ADW_ENTRY_ROW (gtk_widget_get_template_child (GTK_WIDGET (f->window),
                                                          MAGPIE_TYPE_PREFERENCES_WINDOW,
                                                          "server_url_row"));

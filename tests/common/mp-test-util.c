@@ -9,6 +9,7 @@
 #include "mp-test-util.h"
 
 #include <glib/gstdio.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <string.h>
@@ -16,12 +17,65 @@
 
 #define MP_TEST_START_TIMEOUT_US (15 * G_USEC_PER_SEC)
 
+double
+mp_test_slowdown (void)
+{
+  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
+
+  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
+}
+
 const char *
 mp_test_magpied_path (void)
 {
   const char *path = g_getenv ("MAGPIED");
 
   return path ? path : MAGPIE_BUILD_DIR "/server/magpied";
+}
+
+gboolean
+mp_test_db_is_postgresql (void)
+{
+  const char *db = g_getenv ("MAGPIE_TEST_DB");
+
+  return db != NULL && g_str_has_prefix (db, "postgres");
+}
+
+static void
+quiet_notice (void *arg, const char *message)
+{
+}
+
+char *
+mp_test_db_location (const char *data_dir)
+{
+  const char *server = g_getenv ("MAGPIE_TEST_DB");
+  g_autofree char *hash = NULL;
+  g_autofree char *schema = NULL;
+  g_autofree char *create = NULL;
+  PGconn *pg;
+  PGresult *r;
+
+  if (!mp_test_db_is_postgresql ())
+    return g_build_filename (data_dir, "catalog.db", NULL);
+
+  /* One schema per data dir, so a restarted server (same dir) finds its catalog again. A
+   * schema costs a fraction of a CREATE DATABASE, and the catalog living outside "public"
+   * (search_path in the URI, as an operator would set it) is worth running anyway. */
+  hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, data_dir, -1);
+  schema = g_strdup_printf ("magpie_%.24s", hash);
+  pg = PQconnectdb (server);
+  if (PQstatus (pg) != CONNECTION_OK)
+    g_error ("cannot reach the test PostgreSQL at %s: %s", server, PQerrorMessage (pg));
+  PQsetNoticeProcessor (pg, quiet_notice, NULL);  /* "already exists, skipping" on a restart */
+  create = g_strdup_printf ("CREATE SCHEMA IF NOT EXISTS %s", schema);
+  r = PQexec (pg, create);
+  if (PQresultStatus (r) != PGRES_COMMAND_OK)
+    g_error ("cannot create test schema %s: %s", schema, PQresultErrorMessage (r));
+  PQclear (r);
+  PQfinish (pg);
+  return g_strdup_printf ("%s%soptions=-csearch_path%%3D%s", server,
+                          strchr (server, '?') ? "&" : "?", schema);
 }
 
 char *
@@ -87,44 +141,40 @@ die_with_parent (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
-/* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
- * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
- * server exits or does not announce itself in time. */
-MpTestServer *
-mp_test_server_start (const char  *data_dir,
-                      const char **extra_args,
-                      GError     **error)
+/* Spawns magpied for @server (its data dir, catalog and log set) listening on @listen, and
+ * waits for it to announce its URL. */
+static gboolean
+spawn_server (MpTestServer  *server,
+              const char    *listen,
+              const char   **extra_args,
+              GError       **error)
 {
-  g_autoptr(MpTestServer) server = g_new0 (MpTestServer, 1);
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   gint64 deadline;
 
-  if (data_dir == NULL)
-    {
-      server->data_dir = mp_test_make_tmpdir ("magpied-test");
-      server->own_data_dir = TRUE;
-    }
-  else
-    server->data_dir = g_strdup (data_dir);
-  server->log_path = g_strdup_printf ("%s.log", server->data_dir);
-
   g_ptr_array_add (argv, (char *) mp_test_magpied_path ());
   g_ptr_array_add (argv, "--listen");
-  g_ptr_array_add (argv, "127.0.0.1:0");
+  g_ptr_array_add (argv, (char *) listen);
   g_ptr_array_add (argv, "--data-dir");
   g_ptr_array_add (argv, server->data_dir);
+  if (mp_test_db_is_postgresql ())
+    {
+      g_ptr_array_add (argv, "--database");
+      g_ptr_array_add (argv, server->database);
+    }
   for (const char **a = extra_args; a && *a; a++)
     g_ptr_array_add (argv, (char *) *a);
   g_ptr_array_add (argv, NULL);
 
+  g_clear_pointer (&server->url, g_free);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
   g_subprocess_launcher_set_stderr_file_path (launcher, server->log_path);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   server->process = g_subprocess_launcher_spawnv (launcher,
                                                   (const char * const *) argv->pdata, error);
   if (server->process == NULL)
-    return NULL;
+    return FALSE;
 
   deadline = g_get_monotonic_time () + MP_TEST_START_TIMEOUT_US;
   while (g_get_monotonic_time () < deadline)
@@ -134,7 +184,7 @@ mp_test_server_start (const char  *data_dir,
       if (g_file_get_contents (server->log_path, &log, NULL, NULL))
         server->url = find_listening_url (log);
       if (server->url != NULL)
-        return g_steal_pointer (&server);
+        return TRUE;
       /* GLib reaps the child on its worker thread; a NULL identifier means it is gone. */
       if (g_subprocess_get_identifier (server->process) == NULL)
         {
@@ -143,13 +193,64 @@ mp_test_server_start (const char  *data_dir,
           g_file_get_contents (server->log_path, &tail, NULL, NULL);
           g_set_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
                        "magpied exited during start-up: %s", tail ? tail : "");
-          return NULL;
+          return FALSE;
         }
       g_usleep (10 * 1000);
     }
 
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "magpied did not announce its URL");
-  return NULL;
+  return FALSE;
+}
+
+/* Starts magpied on 127.0.0.1 with a port the kernel picks. @data_dir NULL makes a fresh
+ * temporary one that mp_test_server_free() removes. Returns NULL and sets @error if the
+ * server exits or does not announce itself in time. */
+MpTestServer *
+mp_test_server_start (const char  *data_dir,
+                      const char **extra_args,
+                      GError     **error)
+{
+  g_autoptr(MpTestServer) server = g_new0 (MpTestServer, 1);
+
+  if (data_dir == NULL)
+    {
+      server->data_dir = mp_test_make_tmpdir ("magpied-test");
+      server->own_data_dir = TRUE;
+    }
+  else
+    server->data_dir = g_strdup (data_dir);
+  {
+    static gint started;
+
+    /* Numbered: several servers may share a data dir (api and worker nodes), each its log. */
+    server->log_path = g_strdup_printf ("%s.%d.log", server->data_dir,
+                                        g_atomic_int_add (&started, 1));
+  }
+  server->database = mp_test_db_location (server->data_dir);
+
+  if (!spawn_server (server, "127.0.0.1:0", extra_args, error))
+    return NULL;
+  return g_steal_pointer (&server);
+}
+
+/* Starts a stopped @server again, as an operator restarts a service: the same data dir and
+ * catalog, the same port (so clients find it at the URL they know), with @extra_args this
+ * time. The log starts afresh. Returns FALSE and sets @error as mp_test_server_start() does. */
+gboolean
+mp_test_server_restart (MpTestServer  *server,
+                        const char   **extra_args,
+                        GError       **error)
+{
+  g_autoptr(GUri) uri = NULL;
+  g_autofree char *listen = NULL;
+
+  g_return_val_if_fail (server->process == NULL, FALSE);
+
+  uri = g_uri_parse (server->url, G_URI_FLAGS_NONE, error);
+  if (uri == NULL)
+    return FALSE;
+  listen = g_strdup_printf ("127.0.0.1:%d", g_uri_get_port (uri));
+  return spawn_server (server, listen, extra_args, error);
 }
 
 /* Sends @signum and waits for the exit. Returns the wait status (as waitpid() gives it);
@@ -197,6 +298,7 @@ mp_test_server_free (MpTestServer *server)
     g_unlink (server->log_path);
   g_free (server->url);
   g_free (server->data_dir);
+  g_free (server->database);
   g_free (server->log_path);
   g_free (server);
 }

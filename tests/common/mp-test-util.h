@@ -11,14 +11,28 @@ typedef struct {
   GSubprocess *process;
   char        *url;
   char        *data_dir;
+  char        *database;      /* its catalog location, mp_test_db_location() */
   char        *log_path;
   gboolean     own_data_dir;
 } MpTestServer;
 
 const char   *mp_test_magpied_path     (void);
+/* How much to stretch a test's time bound: MAGPIE_TEST_SLOWDOWN (set by the asan and valgrind
+ * setups, or by hand on a loaded machine), at least 1. Bounds guard the design (no hang, an
+ * index and not a scan); the benchmarks give the figures. */
+double        mp_test_slowdown         (void);
+/* The backend under test: MAGPIE_TEST_DB (set by tests/with-postgres.sh) names a PostgreSQL
+ * server, else the catalog is SQLite in the data dir. */
+gboolean      mp_test_db_is_postgresql (void);
+/* The catalog location a magpied with --data-dir @data_dir uses in this run: the SQLite file
+ * in it, or a PostgreSQL database of its own (created on first use, named after @data_dir). */
+char         *mp_test_db_location      (const char    *data_dir);
 char         *mp_test_make_tmpdir      (const char    *prefix);
 void          mp_test_rm_rf            (const char    *path);
 MpTestServer *mp_test_server_start     (const char    *data_dir,
+                                        const char   **extra_args,
+                                        GError       **error);
+gboolean      mp_test_server_restart   (MpTestServer  *server,
                                         const char   **extra_args,
                                         GError       **error);
 int           mp_test_server_stop      (MpTestServer  *server,

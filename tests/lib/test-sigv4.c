@@ -1100,6 +1100,49 @@ test_presign (Fixture *f, gconstpointer data)
   g_assert_error (error, MP_SIGV4_ERROR, MP_SIGV4_ERROR_SIGNATURE_MISMATCH);
 }
 
+/* Found by tests/fuzz/fuzz-sigv4: presigning a URL that already carries X-Amz-* parameters
+ * (presigning again before it expires) repeated them, and the verifier refuses repeats. */
+static void
+test_presign_again (Fixture *f, gconstpointer data)
+{
+  static const char *const names[] = {
+    "X-Amz-Algorithm=", "X-Amz-Credential=", "X-Amz-Date=", "X-Amz-Expires=",
+    "X-Amz-SignedHeaders=", "X-Amz-Security-Token=", "X-Amz-Signature=",
+  };
+  g_autoptr(GError) error = NULL;
+
+  f->query = g_strdup ("partNumber=1&uploadId=a%2Fb");
+  for (int round = 0; round < 2; round++)
+    {
+      g_autofree char *q = fixture_presign (f, 600 + round);
+
+      g_free (f->query);
+      f->query = g_steal_pointer (&q);
+    }
+  /* also when a client spelled a name with escapes */
+  {
+    g_autofree char *q = g_strconcat ("X%2DAmz%2DDate=19700101T000000Z&", f->query, NULL);
+    g_autofree char *again = NULL;
+
+    g_free (f->query);
+    f->query = g_steal_pointer (&q);
+    again = fixture_presign (f, 602);
+    g_free (f->query);
+    f->query = g_steal_pointer (&again);
+  }
+  g_assert_true (g_str_has_prefix (f->query, "partNumber=1&uploadId=a%2Fb&X-Amz-Algorithm="));
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      const char *first = strstr (f->query, names[i]);
+
+      g_assert_nonnull (first);
+      g_assert_null (strstr (first + 1, names[i]));
+    }
+  g_assert_nonnull (strstr (f->query, "X-Amz-Expires=602&"));
+  g_assert_true (fixture_verify (f, SECRET, T0, &error));
+  g_assert_no_error (error);
+}
+
 static void
 test_presign_expires_bounds (Fixture *f, gconstpointer data)
 {
@@ -1541,6 +1584,8 @@ main (int argc, char *argv[])
   g_test_add ("/lib/sigv4/verify/bad-content-sha256", Fixture, NULL, fixture_setup,
               test_verify_bad_content_sha256, fixture_teardown);
   g_test_add ("/lib/sigv4/presign/verify", Fixture, NULL, fixture_setup, test_presign,
+              fixture_teardown);
+  g_test_add ("/lib/sigv4/presign/again", Fixture, NULL, fixture_setup, test_presign_again,
               fixture_teardown);
   g_test_add ("/lib/sigv4/presign/bad-query", Fixture, NULL, fixture_setup,
               test_presign_expires_bounds, fixture_teardown);

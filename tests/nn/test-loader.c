@@ -38,6 +38,18 @@ load_and_maybe_run (const guint8 *data, gsize len)
   return TRUE;
 }
 
+/* @graph (consumed) as a model of opset 13, loaded. */
+static NnModel *
+load_graph (GByteArray  *graph,
+            GError     **error)
+{
+  g_autoptr(GBytes) bytes = nn_test_model (graph, 13);
+  gsize len;
+  const guint8 *data = g_bytes_get_data (bytes, &len);
+
+  return nn_model_new_from_data (data, len, error);
+}
+
 static void
 test_truncated (void)
 {
@@ -181,16 +193,11 @@ static void
 expect_bad_initializer (int ndim, const guint64 *dims, gsize raw_len, const char *fragment)
 {
   GByteArray *graph = relu_graph ("Relu");
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
-  gsize len;
-  const guint8 *data;
 
   pb_msg_field (graph, 5, tensor_proto ("W", ndim, dims, raw_len));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_error (error, NN_ERROR, NN_ERROR_INVALID);
   if (!strstr (error->message, fragment))
@@ -213,17 +220,94 @@ test_absurd_dims (void)
   expect_bad_initializer (2, small, 4096, "raw data");
 }
 
+/* Found by tests/fuzz/fuzz-onnx: Reshape multiplied the target dims before checking each,
+ * and 33554433 × 2^56 overflowed int64 (undefined behaviour) before the size check. */
+static void
+test_reshape_overflow (void)
+{
+  const gint64 target[2] = { 33554433, G_GINT64_CONSTANT (72057594037927940) };
+  const int64_t dims[2] = { 1, 4 };
+  GByteArray *graph = g_byte_array_new ();
+  GByteArray *node = g_byte_array_new ();
+  GByteArray *shape = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) model = NULL;
+  guint8 raw[sizeof target];
+
+  for (int i = 0; i < 2; i++)
+    {
+      guint64 le = GUINT64_TO_LE ((guint64) target[i]);
+
+      memcpy (raw + i * 8, &le, 8);
+    }
+  pb_varint_field (shape, 1, 2);              /* dims: [2] */
+  pb_varint_field (shape, 2, 7);              /* INT64 */
+  pb_string_field (shape, 8, "shape");
+  pb_bytes_field (shape, 9, raw, sizeof raw);
+  pb_string_field (node, 1, "X");
+  pb_string_field (node, 1, "shape");
+  pb_string_field (node, 2, "Y");
+  pb_string_field (node, 4, "Reshape");
+  pb_msg_field (graph, 1, node);
+  pb_string_field (graph, 2, "g");
+  pb_msg_field (graph, 5, shape);
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 2, dims));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 2, dims));
+  model = load_graph (graph, &error);
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_assert_true (error->domain == NN_ERROR);
+  g_assert_nonnull (strstr (error->message, "shape is too large"));
+}
+
+static GByteArray *
+add_node (const char *a, const char *b, const char *out)
+{
+  GByteArray *node = g_byte_array_new ();
+
+  pb_string_field (node, 1, a);
+  pb_string_field (node, 1, b);
+  pb_string_field (node, 2, out);
+  pb_string_field (node, 4, "Add");
+  return node;
+}
+
+/* Found by tests/fuzz/fuzz-onnx (ASan): constant folding freed each node it folded but left
+ * it in the graph, so when a later constant node failed to plan, freeing the graph freed the
+ * folded ones again. Here (2) + (2) folds, then (2) + (3) cannot broadcast. */
+static void
+test_fold_failure (void)
+{
+  const int64_t dims[1] = { 2 };
+  const guint64 two[1] = { 2 }, three[1] = { 3 };
+  GByteArray *graph = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) model = NULL;
+
+  pb_msg_field (graph, 1, add_node ("k1", "k2", "a"));
+  pb_msg_field (graph, 1, add_node ("a", "k3", "b"));
+  pb_msg_field (graph, 1, add_node ("X", "b", "Y"));
+  pb_string_field (graph, 2, "g");
+  pb_msg_field (graph, 5, tensor_proto ("k1", 1, two, 2 * sizeof (float)));
+  pb_msg_field (graph, 5, tensor_proto ("k2", 1, two, 2 * sizeof (float)));
+  pb_msg_field (graph, 5, tensor_proto ("k3", 1, three, 3 * sizeof (float)));
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, dims));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, dims));
+  model = load_graph (graph, &error);
+  g_assert_null (model);
+  g_assert_nonnull (error);
+  g_assert_true (error->domain == NN_ERROR);
+  g_test_message ("%s", error->message);
+}
+
 static void
 test_undefined_value (void)
 {
   GByteArray *graph = g_byte_array_new ();
   GByteArray *node = g_byte_array_new ();
   const int64_t dims[1] = { 4 };
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(NnModel) model = NULL;
-  gsize len;
-  const guint8 *data;
 
   pb_string_field (node, 1, "X");
   pb_string_field (node, 1, "nowhere");
@@ -232,9 +316,7 @@ test_undefined_value (void)
   pb_msg_field (graph, 1, node);
   pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, dims));
   pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, dims));
-  bytes = nn_test_model (graph, 13);
-  data = g_bytes_get_data (bytes, &len);
-  model = nn_model_new_from_data (data, len, &error);
+  model = load_graph (graph, &error);
   g_assert_null (model);
   g_assert_error (error, NN_ERROR, NN_ERROR_INVALID);
   g_assert_nonnull (strstr (error->message, "nowhere"));
@@ -271,6 +353,8 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/loader/opset", test_opset_and_ir);
   g_test_add_func ("/nn/loader/absurd-dims", test_absurd_dims);
   g_test_add_func ("/nn/loader/undefined-value", test_undefined_value);
+  g_test_add_func ("/nn/loader/reshape-overflow", test_reshape_overflow);
+  g_test_add_func ("/nn/loader/fold-failure", test_fold_failure);
   g_test_add_func ("/nn/loader/bad-pb-tensor", test_bad_pb_tensor);
   return g_test_run ();
 }

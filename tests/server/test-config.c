@@ -4,6 +4,7 @@
 #include <glib/gstdio.h>
 
 #include "srv-config.h"
+#include "srv-db.h"
 
 static void
 test_parse_listen (void)
@@ -251,6 +252,62 @@ test_worker_scaling (void)
 }
 
 static void
+test_database_and_role (void)
+{
+  {
+    /* The defaults: one process does everything over a SQLite file in the data dir. */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(GError) error = NULL;
+    const char *args[] = { NULL };
+
+    g_assert_true (load (config, args, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_null (config->database);
+    g_assert_cmpint (config->role, ==, SRV_ROLE_ALL);
+  }
+  {
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(SrvConfig) copy = NULL;
+    g_autoptr(GError) error = NULL;
+    const char *uri = "postgresql://magpie:s3cret@db.internal:5433/magpie?sslmode=require";
+    const char *args[] = { "--database", uri, "--role=worker", NULL };
+    g_autofree char *shown = NULL;
+
+    g_assert_true (load (config, args, NULL, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (config->database, ==, uri);
+    g_assert_cmpint (config->role, ==, SRV_ROLE_WORKER);
+    g_assert_cmpstr (srv_role_to_string (config->role), ==, "worker");
+    copy = srv_config_copy (config);
+    g_assert_cmpstr (copy->database, ==, uri);
+    /* The password never reaches a log line. */
+    shown = srv_db_location_for_display (uri);
+    g_assert_null (strstr (shown, "s3cret"));
+    g_assert_nonnull (strstr (shown, "db.internal:5433/magpie"));
+  }
+  {
+    g_autofree char *shown = srv_db_location_for_display ("postgres:///magpie?password=s3cret");
+
+    g_assert_null (strstr (shown, "s3cret"));
+  }
+  {
+    /* Paths are made absolute, with or without the sqlite: prefix; the variables work too. */
+    g_autoptr(SrvConfig) config = srv_config_new ();
+    g_autoptr(GError) error = NULL;
+    const char *env[] = { "MAGPIED_DATABASE=sqlite:rel/catalog.db", "MAGPIED_ROLE=api", NULL };
+    const char *args[] = { NULL };
+    g_autofree char *cwd = g_get_current_dir ();
+    g_autofree char *expected = g_build_filename (cwd, "rel", "catalog.db", NULL);
+    g_autofree char *expected_uri = g_strconcat ("sqlite:", expected, NULL);
+
+    g_assert_true (load (config, args, env, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (config->database, ==, expected_uri);
+    g_assert_cmpint (config->role, ==, SRV_ROLE_API);
+  }
+}
+
+static void
 test_errors (void)
 {
   static const struct {
@@ -271,6 +328,9 @@ test_errors (void)
     { { "--worker-cooldown", "-1" }, SRV_CONFIG_ERROR_INVALID, "--worker-cooldown" },
     { { "--worker-cooldown", "soon" }, SRV_CONFIG_ERROR_INVALID, "soon" },
     { { "--worker-cooldown", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
+    { { "--database", "" }, SRV_CONFIG_ERROR_INVALID, "--database" },
+    { { "--database", "postgres:magpie" }, SRV_CONFIG_ERROR_INVALID, "postgresql://" },
+    { { "--role", "both" }, SRV_CONFIG_ERROR_INVALID, "both" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -321,7 +381,7 @@ test_version_and_help (void)
   g_assert_no_error (error);
   g_assert_cmpint (argc, ==, 0);
 
-  for (const char *opt = "listen\0data-dir\0config\0public-url\0log-format\0"; *opt;
+  for (const char *opt = "listen\0data-dir\0config\0database\0role\0public-url\0log-format\0"; *opt;
        opt += strlen (opt) + 1)
     {
       g_autofree char *flag = g_strconcat ("--", opt, NULL);
@@ -404,6 +464,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/srv/config/parse-listen", test_parse_listen);
   g_test_add_func ("/srv/config/defaults", test_defaults);
   g_test_add_func ("/srv/config/precedence", test_precedence);
+  g_test_add_func ("/srv/config/database-and-role", test_database_and_role);
   g_test_add_func ("/srv/config/service-options", test_service_options);
   g_test_add_func ("/srv/config/errors", test_errors);
   g_test_add_func ("/srv/config/worker-scaling", test_worker_scaling);

@@ -1,11 +1,12 @@
 /* test-db.c - the catalog and queue through srv-db.h only, so every backend runs the same tests
  *
- * open_backend_under_test() is the one place that knows about backends: today a SQLite file in
- * a temporary directory; a PostgreSQL run will hand out a fresh database there instead.
+ * open_backend_under_test() is the one place that knows about backends: a SQLite file in a
+ * temporary directory, or under tests/with-postgres.sh a fresh PostgreSQL database.
  */
 #include "config.h"
 
 #include <gio/gio.h>
+#include <gio/gunixinputstream.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +50,7 @@ static void
 fixture_setup (Fixture *f, gconstpointer data)
 {
   f->dir = mp_test_make_tmpdir ("magpie-db");
-  f->location = g_strconcat ("sqlite:", f->dir, "/catalog.db", NULL);
+  f->location = mp_test_db_location (f->dir);
   f->now = T0;
   f->db = open_backend_under_test (f);
 }
@@ -489,6 +490,22 @@ test_list_pagination (Fixture *f, gconstpointer data)
         g_assert_cmpuint (pages, <=, expected->len / limits[li] + 1);
       }
 
+  /* By key (POST /v1/s3-events removals, GET /v1/photos?key=): that photo only, and only for
+   * its owner. */
+  {
+    SrvPhotoQuery mine = { .limit = 10, .key = "users/me/007.jpg" };
+    SrvPhotoQuery theirs = { .limit = 10, .key = "users/other/010.jpg" };
+    g_autoptr(GPtrArray) found = srv_db_list_photos (f->db, me, &mine, NULL, &error);
+    g_autoptr(GPtrArray) none = NULL;
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (found->len, ==, 1);
+    g_assert_cmpstr (((SrvPhoto *) found->pdata[0])->key, ==, "users/me/007.jpg");
+    g_assert_cmpstr (((SrvPhoto *) found->pdata[0])->identity_id, ==, me);
+    none = srv_db_list_photos (f->db, me, &theirs, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (none->len, ==, 0);
+  }
   {
     SrvPhotoQuery bad_limit = { .limit = SRV_DB_LIST_LIMIT_MAX + 1 };
     SrvPhotoQuery zero_limit = { .limit = 0 };
@@ -1171,11 +1188,166 @@ test_durability (Fixture *f, gconstpointer data)
   f->db = open_backend_under_test (f);
 }
 
+/* Lease contention across processes: children that share nothing but the catalog lease from
+ * one queue in batches and complete what they got; each prints "L <job id>" per lease. */
+static gint64 child_now;
+
+static gint64
+child_clock (gpointer user_data)
+{
+  return child_now;
+}
+
+static int
+lease_child (const char *location, const char *owner, const char *now_text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SrvDb) db = srv_db_open (location, &error);
+  g_autoptr(GDataInputStream) in = NULL;
+  g_autofree char *go = NULL;
+
+  if (db == NULL)
+    {
+      g_printerr ("lease child: %s\n", error->message);
+      return 1;
+    }
+  child_now = g_ascii_strtoll (now_text, NULL, 10);
+  srv_db_set_clock (db, child_clock, NULL);
+  /* Ready, then wait for the word: every child starts leasing at the same moment. */
+  g_print ("READY\n");
+  fflush (stdout);
+  in = g_data_input_stream_new (g_unix_input_stream_new (0, FALSE));
+  go = g_data_input_stream_read_line (in, NULL, NULL, NULL);
+  for (;;)
+    {
+      g_autoptr(GPtrArray) jobs = srv_db_lease_jobs (db, owner, 3, LEASE_US, &error);
+
+      if (jobs == NULL)
+        {
+          g_printerr ("lease child: %s\n", error->message);
+          return 1;
+        }
+      if (jobs->len == 0)
+        return 0;
+      for (guint i = 0; i < jobs->len; i++)
+        {
+          SrvJob *job = jobs->pdata[i];
+          SrvTag tag = { (char *) "cat", 0.5 };
+          gboolean applied = FALSE;
+
+          g_print ("L %s\n", job->id);
+          /* A worker spends time on each job outside the database (the model
+           * run); without it one process can drain the queue before the
+           * others have been scheduled at all on an idle box. */
+          g_usleep (2 * G_TIME_SPAN_MILLISECOND);
+          if (!srv_db_complete_job (db, job->id, owner, "m", &tag, 1, &applied, &error))
+            {
+              g_printerr ("lease child: %s\n", error->message);
+              return 1;
+            }
+          if (!applied)
+            g_print ("DUPLICATE %s\n", job->id);
+        }
+      fflush (stdout);
+    }
+}
+
+static void
+test_lease_processes (Fixture *f, gconstpointer data)
+{
+  enum { N_PHOTOS = 240, N_PROCS = 4 };
+  g_autofree char *me = new_guest (f->db);
+  g_autofree char *now_text = g_strdup_printf ("%" G_GINT64_FORMAT, f->now);
+  g_autoptr(GHashTable) leased = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GSubprocess *children[N_PROCS];
+  GDataInputStream *outs[N_PROCS];
+  guint busy_children = 0;
+  guint total = 0;
+  SrvQueueStats s;
+
+  for (int i = 0; i < N_PHOTOS; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("users/me/%d.jpg", i);
+      g_autoptr(SrvPhoto) p = register_key (f->db, me, key, NULL);
+    }
+  for (int i = 0; i < N_PROCS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *owner = g_strdup_printf ("process-%d", i);
+      g_autofree char *line = NULL;
+
+      children[i] = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                      G_SUBPROCESS_FLAGS_STDIN_PIPE, &error, self_exe,
+                                      "--lease-child", f->location, owner, now_text, NULL);
+      g_assert_no_error (error);
+      outs[i] = g_data_input_stream_new (g_subprocess_get_stdout_pipe (children[i]));
+      line = g_data_input_stream_read_line (outs[i], NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (line, ==, "READY");
+    }
+  for (int i = 0; i < N_PROCS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (g_output_stream_write_all (g_subprocess_get_stdin_pipe (children[i]),
+                                                "GO\n", 3, NULL, NULL, &error));
+      g_assert_no_error (error);
+    }
+  for (int i = 0; i < N_PROCS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint mine = 0;
+      char *line;
+
+      while ((line = g_data_input_stream_read_line (outs[i], NULL, NULL, &error)) != NULL)
+        {
+          g_assert_false (g_str_has_prefix (line, "DUPLICATE"));
+          g_assert_true (g_str_has_prefix (line, "L "));
+          g_hash_table_insert (leased, g_strdup (line + 2),
+                               GUINT_TO_POINTER (GPOINTER_TO_UINT (
+                                 g_hash_table_lookup (leased, line + 2)) + 1));
+          mine++;
+          g_free (line);
+        }
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_wait_check (children[i], NULL, &error));
+      g_assert_no_error (error);
+      g_test_message ("process-%d leased %u jobs", i, mine);
+      busy_children += mine > 0;
+      total += mine;
+      g_object_unref (outs[i]);
+      g_object_unref (children[i]);
+    }
+
+  /* Every job leased exactly once, by one of them; more than one took part. */
+  g_assert_cmpuint (total, ==, N_PHOTOS);
+  g_assert_cmpuint (g_hash_table_size (leased), ==, N_PHOTOS);
+  {
+    GHashTableIter iter;
+    gpointer times;
+
+    g_hash_table_iter_init (&iter, leased);
+    while (g_hash_table_iter_next (&iter, NULL, &times))
+      g_assert_cmpuint (GPOINTER_TO_UINT (times), ==, 1);
+  }
+  g_assert_cmpuint (busy_children, >=, 2);
+  s = stats (f->db);
+  g_assert_cmpint (s.done, ==, N_PHOTOS);
+  g_assert_cmpint (s.queued + s.leased + s.expired + s.retried, ==, 0);
+  {
+    g_autoptr(GPtrArray) evs = events (f->db, me);
+
+    g_assert_cmpuint (count_events (evs, SRV_EVENT_PHOTO_TAGGED, NULL), ==, N_PHOTOS);
+  }
+}
+
 int
 main (int argc, char *argv[])
 {
   if (argc == 5 && g_strcmp0 (argv[1], "--crash-child") == 0)
     return crash_child (argv[2], argv[3], argv[4]);
+  if (argc == 5 && g_strcmp0 (argv[1], "--lease-child") == 0)
+    return lease_child (argv[2], argv[3], argv[4]);
 
   self_exe = g_canonicalize_filename (argv[0], NULL);
   g_test_init (&argc, &argv, NULL);
@@ -1192,6 +1364,7 @@ main (int argc, char *argv[])
   ADD ("requeue-on-reopen", test_requeue_on_reopen);
   ADD ("delete-while-leased", test_delete_while_leased);
   ADD ("concurrency", test_concurrency);
+  ADD ("lease-processes", test_lease_processes);
   ADD ("events", test_events);
   g_test_add_func ("/srv/db/photo-json", test_photo_json);
   ADD ("durability", test_durability);

@@ -65,7 +65,7 @@ test_sse_last_event_id (void)
 typedef struct {
   MpTestServer *server;
   SoupSession  *session;
-  SrvDb        *db;        /* the server's catalog, opened beside it (SQLite WAL allows it) */
+  SrvDb        *db;        /* the server's catalog, opened beside it (WAL or PostgreSQL) */
 } Fixture;
 
 static void
@@ -82,7 +82,7 @@ fixture_setup (Fixture       *f,
   f->server = mp_test_server_start (NULL, args, &error);
   g_assert_no_error (error);
   f->session = soup_session_new ();
-  catalog = g_build_filename (f->server->data_dir, "catalog.db", NULL);
+  catalog = mp_test_db_location (f->server->data_dir);
   f->db = srv_db_open (catalog, &error);
   g_assert_no_error (error);
 }

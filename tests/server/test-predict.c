@@ -522,6 +522,22 @@ test_models (void)
     g_assert_cmpint (json_object_get_int_member (photos, "size"), ==, g_bytes_get_size (onnx));
     g_assert_cmpuint (json_array_get_length (json_object_get_array_member (photos, "labels")),
                       ==, 1000);
+    g_assert_cmpstr (json_object_get_string_member (photos, "url"), ==, "/v1/models/photos");
+    /* The preparation the sidecar asks for, so a client can tag as the server does. */
+    {
+      JsonObject *pre = json_object_get_object_member (photos, "preprocessing");
+      JsonArray *size = json_object_get_array_member (pre, "input_size");
+      JsonArray *mean = json_object_get_array_member (pre, "mean");
+
+      g_assert_cmpint (json_array_get_int_element (size, 0), ==, 224);
+      g_assert_cmpint (json_array_get_int_element (size, 1), ==, 224);
+      g_assert_cmpint (json_object_get_int_member (pre, "resize"), ==, 256);
+      g_assert_cmpstr (json_object_get_string_member (pre, "channel_order"), ==, "BGR");
+      g_assert_cmpstr (json_object_get_string_member (pre, "layout"), ==, "NCHW");
+      g_assert_false (json_object_get_boolean_member (pre, "grayscale"));
+      g_assert_cmpfloat (json_array_get_double_element (mean, 0), ==, 104.0);
+      g_assert_cmpfloat (json_array_get_double_element (mean, 2), ==, 123.0);
+    }
     g_assert_cmpstr (json_object_get_string_member (digits, "name"), ==, "digits");
   }
   {

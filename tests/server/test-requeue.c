@@ -40,7 +40,7 @@ test_kill_9 (void)
       return;
     }
   data_dir = g_build_filename (dir, "data", NULL);
-  catalog = g_build_filename (data_dir, "catalog.db", NULL);
+  catalog = mp_test_db_location (data_dir);
   args[1] = model;
   {
     g_autofree char *contents = NULL;

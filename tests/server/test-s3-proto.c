@@ -184,6 +184,27 @@ test_xml_list (void)
   g_assert_null (strstr (v1, "KeyCount"));
 }
 
+/* Found by tests/fuzz/fuzz-s3-request: XML parsers read a raw CR as LF, so a key holding one
+ * was listed (and named in errors) as a different key. */
+static void
+test_xml_carriage_return (void)
+{
+  SrvObjectInfo o = { "users/a/two\r\nlines\r.jpg", 1, "\"abc\"", NULL, NULL, NULL, NULL, 0 };
+  g_autoptr(GPtrArray) contents = g_ptr_array_new ();
+  g_autoptr(GPtrArray) prefixes = g_ptr_array_new ();
+  SrvListResult result = { contents, prefixes, FALSE, NULL };
+  g_autofree char *list = NULL;
+  g_autofree char *error = srv_s3_xml_error ("NoSuchKey", "no key\r", o.key, "ABC");
+
+  g_ptr_array_add (contents, &o);
+  list = srv_s3_xml_list_objects (&result, TRUE, "magpie", NULL, NULL, 1000, NULL, NULL, FALSE);
+  g_assert_nonnull (strstr (list, "<Key>users/a/two&#13;\nlines&#13;.jpg</Key>"));
+  g_assert_null (strchr (list, '\r'));
+  g_assert_nonnull (strstr (error, "<Message>no key&#13;</Message>"
+                                   "<Resource>users/a/two&#13;\nlines&#13;.jpg</Resource>"));
+  g_assert_null (strchr (error, '\r'));
+}
+
 static void
 test_parse_delete (void)
 {
@@ -263,6 +284,7 @@ main (int   argc,
   g_test_add_func ("/srv/s3/proto/error-codes", test_error_codes);
   g_test_add_func ("/srv/s3/proto/xml-error", test_xml_error);
   g_test_add_func ("/srv/s3/proto/xml-list", test_xml_list);
+  g_test_add_func ("/srv/s3/proto/xml-carriage-return", test_xml_carriage_return);
   g_test_add_func ("/srv/s3/proto/parse-delete", test_parse_delete);
   g_test_add_func ("/srv/s3/proto/parse-complete", test_parse_complete);
   g_test_add_func ("/srv/s3/proto/times", test_times);

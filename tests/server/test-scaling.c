@@ -43,16 +43,6 @@ register_burst (gpointer data)
 }
 
 
-/* Time bounds stretch under sanitizers and valgrind, which set MAGPIE_TEST_SLOWDOWN; the
- * bound guards the design (an index, not a scan), the benchmark gives the figure. */
-static double
-slowdown (void)
-{
-  const char *factor = g_getenv ("MAGPIE_TEST_SLOWDOWN");
-
-  return factor ? MAX (g_ascii_strtod (factor, NULL), 1.0) : 1.0;
-}
-
 static void
 test_burst (void)
 {
@@ -81,7 +71,7 @@ test_burst (void)
       return;
     }
   data_dir = g_build_filename (dir, "data", NULL);
-  catalog = g_build_filename (data_dir, "catalog.db", NULL);
+  catalog = mp_test_db_location (data_dir);
   args[1] = model;
 
   /* The objects are uploaded before the server starts (the store is one process's); the
@@ -156,7 +146,7 @@ test_burst (void)
   g_test_message ("/metrics: back at min %.3f s after the queue drained",
                   (t_min - t_drained) / 1e6);
   g_assert_cmpint (t_max, >, 0);
-  g_assert_cmpint (t_max - t0, <, G_USEC_PER_SEC * slowdown ());
+  g_assert_cmpint (t_max - t0, <, G_USEC_PER_SEC * mp_test_slowdown ());
   g_assert_cmpint (t_below - t_max, >=, COOLDOWN_US - TICK_US);
   g_assert_cmpint (t_min - t_drained, <=, 3 * (COOLDOWN_US + TICK_US));
   g_assert_cmpfloat (mp_test_metric (session, server->url, "magpied_workers_desired"), ==, 1);

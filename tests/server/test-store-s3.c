@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "mp-test-util.h"
 #include "srv-remote.h"
 #include "srv-store.h"
 
@@ -68,7 +69,6 @@ start_moto (void)
   g_autofree char *path = g_find_program_in_path ("moto_server");
   g_autofree char *port = NULL;
   g_autoptr(GError) error = NULL;
-  const char *slowdown = g_getenv ("MAGPIE_TEST_SLOWDOWN");
   gint64 deadline;
 
   if (path == NULL)
@@ -87,7 +87,7 @@ start_moto (void)
 
   /* A cold Python start takes seconds on a loaded machine. */
   deadline = g_get_monotonic_time () +
-             60 * G_USEC_PER_SEC * (slowdown ? MAX (1, atoi (slowdown)) : 1);
+             (gint64) (60 * G_USEC_PER_SEC * mp_test_slowdown ());
   while (g_get_monotonic_time () < deadline)
     {
       g_autoptr(SoupSession) session = soup_session_new ();

@@ -32,65 +32,6 @@ main_window (void)
   return window;
 }
 
-/* The shared photos, sorted by name: the images only. */
-static GPtrArray *
-shared_photos (void)
-{
-  g_autofree char *dir_path = mp_test_shared_data ("photos");
-  g_autoptr(GDir) dir = NULL;
-  GPtrArray *files = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-
-  dir = dir_path != NULL ? g_dir_open (dir_path, 0, NULL) : NULL;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    if (g_str_has_suffix (name, ".jpg") || g_str_has_suffix (name, ".png"))
-      g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
-  for (guint i = 0; i < names->len; i++)
-    g_ptr_array_add (files, g_file_new_build_filename (dir_path, names->pdata[i], NULL));
-  return files;
-}
-
-/* Drops @files on the gallery exactly as a drag from a file manager ends: the page's drop
- * target gets a GdkFileList. */
-static void
-drop_files (MagpieWindow *window,
-            GFile       **files,
-            guint         n_files)
-{
-  MagpieGalleryPage *page = magpie_window_get_gallery_page (window);
-  GtkDropTarget *target = magpie_gallery_page_get_drop_target (page);
-  GdkFileList *list = gdk_file_list_new_from_array (files, n_files);
-  g_auto(GValue) value = G_VALUE_INIT;
-  gboolean accepted = FALSE;
-
-  g_value_init (&value, GDK_TYPE_FILE_LIST);
-  g_value_take_boxed (&value, list);
-  g_signal_emit_by_name (target, "drop", &value, 100.0, 100.0, &accepted);
-  g_assert_true (accepted);
-}
-
-static gboolean
-imports_done (gpointer user_data)
-{
-  MagpieGalleryPage *page = user_data;
-
-  return magpie_gallery_page_get_n_imports (page) == 0;
-}
-
-static void
-collect_widgets (GtkWidget *widget,
-                 GType      type,
-                 GPtrArray *found)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (widget, type))
-    g_ptr_array_add (found, widget);
-  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    collect_widgets (child, type, found);
-}
-
 typedef struct {
   MagpieWindow *window;
   guint         n_photos;
@@ -105,7 +46,7 @@ count_tiles (MagpieWindow *window,
   g_autoptr(GPtrArray) tiles = g_ptr_array_new ();
   g_autoptr(GHashTable) photos = g_hash_table_new (NULL, NULL);
 
-  collect_widgets (GTK_WIDGET (window), MAGPIE_TYPE_PHOTO_TILE, tiles);
+  app_test_collect_widgets (GTK_WIDGET (window), MAGPIE_TYPE_PHOTO_TILE, tiles);
   for (guint i = 0; i < tiles->len; i++)
     {
       MagpiePhotoTile *tile = tiles->pdata[i];
@@ -135,7 +76,7 @@ label_shown (GtkWidget  *root,
 {
   g_autoptr(GPtrArray) labels = g_ptr_array_new ();
 
-  collect_widgets (root, GTK_TYPE_LABEL, labels);
+  app_test_collect_widgets (root, GTK_TYPE_LABEL, labels);
   for (guint i = 0; i < labels->len; i++)
     if (strstr (gtk_label_get_label (labels->pdata[i]), text) != NULL &&
         gtk_widget_get_mapped (labels->pdata[i]))
@@ -162,7 +103,7 @@ test_drop_twenty (void)
   MagpieWindow *window = main_window ();
   MagpieGalleryPage *page = magpie_window_get_gallery_page (window);
   MagpieLibrary *library = magpie_application_get_library (app);
-  g_autoptr(GPtrArray) files = shared_photos ();
+  g_autoptr(GPtrArray) files = app_test_shared_photos ();
   TileWait wait = { window, N_PHOTOS, FALSE };
   gint64 start;
 
@@ -177,8 +118,8 @@ test_drop_twenty (void)
   gtk_window_maximize (GTK_WINDOW (window));
 
   start = g_get_monotonic_time ();
-  drop_files (window, (GFile **) files->pdata, N_PHOTOS);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  app_test_drop_files (window, (GFile **) files->pdata, N_PHOTOS);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_test_message ("20 photos imported in %.2f s",
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, N_PHOTOS);
@@ -206,7 +147,7 @@ test_drop_twenty (void)
     g_test_message ("20 tiles tagged on this device after %.2f s",
                     (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
     /* Each tile's chips say where their tags came from. */
-    collect_widgets (GTK_WIDGET (window), GTK_TYPE_BOX, boxes);
+    app_test_collect_widgets (GTK_WIDGET (window), GTK_TYPE_BOX, boxes);
     for (guint i = 0; i < boxes->len; i++)
       {
         GtkWidget *chip = boxes->pdata[i];
@@ -231,8 +172,8 @@ test_drop_twenty (void)
   {
     LabelWait label = { GTK_WIDGET (window), "already in the gallery" };
 
-    drop_files (window, (GFile **) files->pdata, 3);
-    g_assert_true (app_test_wait (imports_done, page, 60000));
+    app_test_drop_files (window, (GFile **) files->pdata, 3);
+    g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
     g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, N_PHOTOS);
     g_assert_true (app_test_wait (label_shown_cb, &label, 5000));
   }
@@ -254,8 +195,8 @@ test_refuse_non_images (void)
   g_assert_true (g_file_set_contents (notes, "not a photo\n", -1, NULL));
   g_assert_true (g_file_set_contents (sheet, "a,b\n1,2\n", -1, NULL));
 
-  drop_files (window, &folder, 1);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  app_test_drop_files (window, &folder, 1);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before);
   /* One toast names both; the markup is escaped, so "&" shows as "&". */
   g_assert_true (app_test_wait (label_shown_cb, &label, 5000));
@@ -269,7 +210,7 @@ find_undo (MagpieWindow *window)
 {
   g_autoptr(GPtrArray) buttons = g_ptr_array_new ();
 
-  collect_widgets (GTK_WIDGET (window), GTK_TYPE_BUTTON, buttons);
+  app_test_collect_widgets (GTK_WIDGET (window), GTK_TYPE_BUTTON, buttons);
   for (guint i = 0; i < buttons->len; i++)
     if (g_strcmp0 (gtk_button_get_label (buttons->pdata[i]), "_Undo") == 0 &&
         gtk_widget_get_mapped (buttons->pdata[i]))
@@ -302,7 +243,7 @@ test_search_and_delete (void)
   MagpieWindow *window = main_window ();
   MagpieGalleryPage *page = magpie_window_get_gallery_page (window);
   MagpieLibrary *library = magpie_application_get_library (app);
-  g_autoptr(GPtrArray) files = shared_photos ();
+  g_autoptr(GPtrArray) files = app_test_shared_photos ();
   g_autoptr(GPtrArray) tags = g_ptr_array_new_with_free_func ((GDestroyNotify) magpie_tag_free);
   g_autoptr(MagpiePhoto) photo = NULL;
   GtkEditable *entry;
@@ -315,8 +256,8 @@ test_search_and_delete (void)
       g_test_skip ("no shared photos");
       return;
     }
-  drop_files (window, (GFile **) files->pdata, 2);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  app_test_drop_files (window, (GFile **) files->pdata, 2);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   n = g_list_model_get_n_items (G_LIST_MODEL (library));
   g_assert_cmpuint (n, >=, 2);
 

@@ -1,6 +1,5 @@
 /* test-upload.c - photos dropped on the Gallery reach a real magpied: uploaded exactly once,
  * tagged by the server, and no credential is ever written to the app's files */
-#define _GNU_SOURCE /* memmem: secrets are searched in binary files too */
 #include "config.h"
 
 #include <string.h>
@@ -22,206 +21,6 @@ main_window (void)
   return MAGPIE_WINDOW (gtk_application_get_active_window (GTK_APPLICATION (app)));
 }
 
-static GPtrArray *
-shared_photos (void)
-{
-  g_autofree char *dir_path = mp_test_shared_data ("photos");
-  g_autoptr(GDir) dir = NULL;
-  GPtrArray *files = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-
-  dir = dir_path != NULL ? g_dir_open (dir_path, 0, NULL) : NULL;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    if (g_str_has_suffix (name, ".jpg") || g_str_has_suffix (name, ".png"))
-      g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, (GCompareFunc) g_strcmp0);
-  for (guint i = 0; i < names->len; i++)
-    g_ptr_array_add (files, g_file_new_build_filename (dir_path, names->pdata[i], NULL));
-  return files;
-}
-
-/* The same entry point as a drag from a file manager: the page's drop target. */
-static void
-drop_files (MagpieWindow *window,
-            GFile       **files,
-            guint         n_files)
-{
-  GtkDropTarget *target =
-    magpie_gallery_page_get_drop_target (magpie_window_get_gallery_page (window));
-  g_auto(GValue) value = G_VALUE_INIT;
-  gboolean accepted = FALSE;
-
-  g_value_init (&value, GDK_TYPE_FILE_LIST);
-  g_value_take_boxed (&value, gdk_file_list_new_from_array (files, n_files));
-  g_signal_emit_by_name (target, "drop", &value, 100.0, 100.0, &accepted);
-  g_assert_true (accepted);
-}
-
-static gboolean
-imports_done (gpointer user_data)
-{
-  return magpie_gallery_page_get_n_imports (user_data) == 0;
-}
-
-/* Every photo tagged with the server's tags. */
-static gboolean
-all_server_tagged (gpointer user_data)
-{
-  GListModel *library = user_data;
-  guint n = g_list_model_get_n_items (library);
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
-      GPtrArray *tags = magpie_photo_get_tags (photo);
-
-      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED || tags->len == 0 ||
-          ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER)
-        return FALSE;
-    }
-  return n > 0;
-}
-
-/* Every photo done by the server: tagged, with the server's tags if it found any. */
-static gboolean
-all_server_done (gpointer user_data)
-{
-  GListModel *library = user_data;
-  guint n = g_list_model_get_n_items (library);
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
-      GPtrArray *tags = magpie_photo_get_tags (photo);
-
-      if (magpie_photo_get_state (photo) != MAGPIE_PHOTO_STATE_TAGGED ||
-          (tags->len > 0 &&
-           ((MagpieTag *) tags->pdata[0])->source != MAGPIE_TAG_SOURCE_SERVER))
-        return FALSE;
-    }
-  return n > 0;
-}
-
-/* Every photo on the server: being tagged or tagged. */
-static gboolean
-all_uploaded (gpointer user_data)
-{
-  GListModel *library = user_data;
-  guint n = g_list_model_get_n_items (library);
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
-      MagpiePhotoState state = magpie_photo_get_state (photo);
-
-      if (state != MAGPIE_PHOTO_STATE_TAGGING && state != MAGPIE_PHOTO_STATE_TAGGED)
-        return FALSE;
-    }
-  return n > 0;
-}
-
-/* Says where each photo is, for a failed wait. */
-static void
-dump_states (GListModel *library)
-{
-  for (guint i = 0; i < g_list_model_get_n_items (library); i++)
-    {
-      g_autoptr(MagpiePhoto) photo = g_list_model_get_item (library, i);
-      g_autofree char *state = magpie_photo_describe_state (photo);
-
-      g_test_message ("%s: %s", magpie_photo_get_name (photo), state);
-    }
-}
-
-static gboolean
-have_result (gpointer user_data)
-{
-  return *(GAsyncResult **) user_data != NULL;
-}
-
-static void
-result_cb (GObject      *object,
-           GAsyncResult *result,
-           gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-/* Credentials for the app's own identity, as the uploader gets them. */
-static MagpieS3Credentials *
-app_credentials (const char *url)
-{
-  g_autoptr(SoupSession) session = soup_session_new ();
-  MagpieIdentity *identity = magpie_application_get_identity (app);
-  g_autoptr(MagpieCredentials) credentials = magpie_credentials_new (session, identity);
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GError) error = NULL;
-  MagpieS3Credentials *c;
-
-  magpie_credentials_get_async (credentials, url, NULL, result_cb, &result);
-  g_assert_true (app_test_wait (have_result, &result, 20000));
-  c = magpie_credentials_get_finish (credentials, result, &error);
-  g_assert_no_error (error);
-  return c;
-}
-
-/* The photos the server's catalog holds for the identity. */
-static guint
-catalog_count (const char *url,
-               const char *token)
-{
-  g_autoptr(SoupSession) session = soup_session_new ();
-  g_autofree char *list_url = g_strconcat (url, "/v1/photos?limit=100", NULL);
-  g_autofree char *bearer = g_strconcat ("Bearer ", token, NULL);
-  g_autoptr(SoupMessage) message = soup_message_new ("GET", list_url);
-  g_autoptr(GBytes) body = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(GError) error = NULL;
-  JsonObject *root;
-
-  soup_message_headers_replace (soup_message_get_request_headers (message), "Authorization",
-                                bearer);
-  body = soup_session_send_and_read (session, message, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (soup_message_get_status (message), ==, 200);
-  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (body, NULL),
-                                             g_bytes_get_size (body), &error));
-  root = json_node_get_object (json_parser_get_root (parser));
-  g_assert_true (json_object_get_null_member (root, "next_cursor") ||
-                 !json_object_has_member (root, "next_cursor"));
-  return json_array_get_length (json_object_get_array_member (root, "photos"));
-}
-
-/* Files under @dir whose bytes contain @needle. */
-static guint
-files_containing (const char *dir,
-                  const char *needle)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-  guint found = 0;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_autofree char *contents = NULL;
-      gsize len;
-
-      if (g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-        continue;
-      if (g_file_test (path, G_FILE_TEST_IS_DIR))
-        found += files_containing (path, needle);
-      else if (g_file_get_contents (path, &contents, &len, NULL) &&
-               memmem (contents, len, needle, strlen (needle)) != NULL)
-        {
-          g_test_message ("%s holds a secret", path);
-          found++;
-        }
-    }
-  return found;
-}
-
 static guint
 app_files_containing (const char *needle)
 {
@@ -233,7 +32,7 @@ app_files_containing (const char *needle)
     {
       g_autofree char *dir = g_build_filename (home, dirs[i], "magpie", NULL);
 
-      found += files_containing (dir, needle);
+      found += app_test_files_containing (dir, needle);
     }
   return found;
 }
@@ -246,7 +45,7 @@ test_upload_twenty (void)
   const char *args[] = { "--photo-model", model, NULL };
   g_autoptr(AppTestServer) server = NULL;
   g_autoptr(GSettings) settings = g_settings_new (APPLICATION_ID);
-  g_autoptr(GPtrArray) files = shared_photos ();
+  g_autoptr(GPtrArray) files = app_test_shared_photos ();
   g_autoptr(MagpieS3Credentials) creds = NULL;
   g_autoptr(GError) error = NULL;
   MagpieWindow *window;
@@ -269,19 +68,19 @@ test_upload_twenty (void)
   window = main_window ();
   page = magpie_window_get_gallery_page (window);
   start = g_get_monotonic_time ();
-  drop_files (window, (GFile **) files->pdata, N_PHOTOS);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  app_test_drop_files (window, (GFile **) files->pdata, N_PHOTOS);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, N_PHOTOS);
 
-  if (!app_test_wait (all_uploaded, library, TAGGED_WITHIN_S * 1000))
-    dump_states (G_LIST_MODEL (library));
-  g_assert_true (all_uploaded (library));
+  if (!app_test_wait (app_test_all_uploaded, library, TAGGED_WITHIN_S * 1000))
+    app_test_dump_states (G_LIST_MODEL (library));
+  g_assert_true (app_test_all_uploaded (library));
   g_test_message ("%d photos uploaded %.2f s after the drop", N_PHOTOS,
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
-  if (!app_test_wait (all_server_tagged, library,
+  if (!app_test_wait (app_test_all_server_tagged, library,
                       TAGGED_WITHIN_S * 1000 - (g_get_monotonic_time () - start) / 1000))
-    dump_states (G_LIST_MODEL (library));
-  g_assert_true (all_server_tagged (library));
+    app_test_dump_states (G_LIST_MODEL (library));
+  g_assert_true (app_test_all_server_tagged (library));
   g_test_message ("%d photos tagged by the server %.2f s after the drop", N_PHOTOS,
                   (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC);
   /* The live stream was open and its events were read (each carries an id to resume from). */
@@ -292,12 +91,12 @@ test_upload_twenty (void)
 
   /* Exactly once: one PUT each, one catalog entry each, and a second drop sends nothing. */
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, N_PHOTOS);
-  creds = app_credentials (server->url);
-  g_assert_cmpuint (catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
-  drop_files (window, (GFile **) files->pdata, 3);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  creds = app_test_credentials (app, server->url);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
+  app_test_drop_files (window, (GFile **) files->pdata, 3);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, N_PHOTOS);
-  g_assert_cmpuint (catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
 
   /* Nothing secret on disk. The search itself is checked on a file that does hold one. */
   {
@@ -378,11 +177,11 @@ test_offline_then_online (void)
       g_assert_true (gdk_pixbuf_save (pixbuf, path, "png", &error, NULL));
       g_ptr_array_add (files, g_file_new_for_path (path));
     }
-  drop_files (window, (GFile **) files->pdata, files->len);
-  g_assert_true (app_test_wait (imports_done, page, 60000));
+  app_test_drop_files (window, (GFile **) files->pdata, files->len);
+  g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before + 5);
   /* A moment offline: nothing is sent. */
-  g_assert_false (app_test_wait (all_uploaded, library, 1000));
+  g_assert_false (app_test_wait (app_test_all_uploaded, library, 1000));
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, put_before);
 
   /* Back: another magpied on another port (a new guest identity there). */
@@ -392,12 +191,12 @@ test_offline_then_online (void)
   g_settings_set_string (settings, "server-url", server->url);
   g_assert_true (app_test_wait (is_state, connection, 20000));
   /* Plain generated images: the model may find no tag above the threshold for some. */
-  if (!app_test_wait (all_server_done, library, TAGGED_WITHIN_S * 1000))
-    dump_states (G_LIST_MODEL (library));
-  g_assert_true (all_server_done (library));
+  if (!app_test_wait (app_test_all_server_done, library, TAGGED_WITHIN_S * 1000))
+    app_test_dump_states (G_LIST_MODEL (library));
+  g_assert_true (app_test_all_server_done (library));
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, put_before + 5);
-  creds = app_credentials (server->url);
-  g_assert_cmpuint (catalog_count (server->url, creds->session_token), ==, 5);
+  creds = app_test_credentials (app, server->url);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, 5);
 
   app_test_server_stop (server);
   mp_test_rm_rf (server_dir);
