@@ -91,10 +91,11 @@ nn_wino_pick (const NnConvParams *p)
     return 0;
   if (m < 0)
     {
-      /* The rule, from resnet18's layers measured one by one (BENCHMARKS.md). Each point's
-       * product reads its (C, M) weights once for all tiles; with few tiles that read, not
-       * the arithmetic, sets the time, and F(4x4)'s weights are 4x the direct ones. With
-       * few channels the transforms cost as much as the products save. */
+      /* The rule, from resnet18's layers timed one by one (MAGPIE_NN_PROFILE=2) when this was
+       * written; the whole-model figures are in BENCHMARKS.md. Each point's product reads
+       * its (C, M) weights once for all tiles; with few tiles that read, not the arithmetic,
+       * sets the time, and F(4x4)'s weights are 4x the direct ones. With few channels the
+       * transforms cost as much as the products save. */
       if (p->C < NN_WINO_MIN_CHANNELS || p->M < NN_WINO_MIN_CHANNELS)
         return 0;
       if (tiles (p, 4) >= NN_WINO_MIN_TILES)
