@@ -53,6 +53,9 @@ static const SrvOptionSpec option_specs[] = {
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
+  { "job-lease", "SECONDS", "How long a worker holds a leased job before another may take it "
+                            "over: SECONDS plus a third of it per photo in the batch (default "
+                            "30, so 40 s for one photo and 110 s for a batch of 8)" },
   { "s3-endpoint", "URL", "Keep photos in this remote S3-compatible service (AWS S3, MinIO, "
                           "Ceph RGW) instead of the embedded store" },
   { "s3-public-endpoint", "URL", "The remote store's URL as clients reach it "
@@ -95,6 +98,7 @@ srv_config_new (void)
   config->tag_top_k = 5;
   config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
   config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
+  config->job_lease_ms = SRV_CONFIG_JOB_LEASE_DEFAULT_S * 1000;
   config->s3_path_style = TRUE;
   return config;
 }
@@ -237,6 +241,10 @@ bad:
 #define SRV_CONFIG_WORKER_TARGET_LIMIT 100000
 /* An hour of idle threads is already more than anyone means. */
 #define SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S 3600
+/* A lease is how long a killed worker's jobs wait; a day is already no retry at all. Below
+ * a second even an honest batch outlives its lease and runs twice. */
+#define SRV_CONFIG_JOB_LEASE_MIN_S 1
+#define SRV_CONFIG_JOB_LEASE_LIMIT_S 86400
 
 gboolean
 srv_config_parse_workers (const char  *text,
@@ -551,6 +559,21 @@ apply (SrvConfig   *config,
           return FALSE;
         }
       config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
+    }
+  else if (strcmp (name, "job-lease") == 0)
+    {
+      char *end = NULL;
+      double s = g_ascii_strtod (value, &end);
+
+      if (end == value || *end != '\0' ||
+          !(s >= SRV_CONFIG_JOB_LEASE_MIN_S && s <= SRV_CONFIG_JOB_LEASE_LIMIT_S))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--job-lease '%s' is not a number of seconds from %d to %d", value,
+                       SRV_CONFIG_JOB_LEASE_MIN_S, SRV_CONFIG_JOB_LEASE_LIMIT_S);
+          return FALSE;
+        }
+      config->job_lease_ms = (guint) (s * 1000.0 + 0.5);
     }
   else if (strcmp (name, "admin-access-key") == 0)
     {

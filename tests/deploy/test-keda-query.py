@@ -6,7 +6,6 @@
 # their jobs wait. The query in deploy/k8s/keda.yaml, run with psql as KEDA would run it, must
 # return the number of waiting jobs and agree with magpied_queue_depth + magpied_queue_leased on
 # /metrics; after a worker node has tagged them it must return 0.
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import urllib.request
 source_root = os.environ["MAGPIE_SOURCE_ROOT"]
 sys.path.insert(0, os.path.join(source_root, "tests", "integration"))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
-from mp_magpied import Server  # noqa: E402
+from mp_magpied import Server, call  # noqa: E402
 
 forget_aws_environment()
 try:
@@ -41,16 +40,6 @@ def psql(uri, sql):
     out = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", uri, "-c", sql],
                          check=True, capture_output=True, text=True)
     return out.stdout.strip()
-
-
-def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                 method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return r.status, json.loads(r.read() or b"null")
 
 
 def metric(url, name):

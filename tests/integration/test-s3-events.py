@@ -20,7 +20,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
-from mp_magpied import Server  # noqa: E402
+from mp_magpied import Server, call  # noqa: E402
 
 forget_aws_environment()
 try:
@@ -32,20 +32,6 @@ except ImportError:
 SECRET = "s3-events-shared-secret-0123456789abcdef"
 source_root = os.environ["MAGPIE_SOURCE_ROOT"]
 shared = os.environ.get("MAGPIE_SHARED_DATA", "")
-
-
-def call(method, url, body=None, token=None, raw=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            text = r.read()
-            return r.status, (json.loads(text) if text else None)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 def record(event, bucket, key, size=0):
