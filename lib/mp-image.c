@@ -62,6 +62,15 @@ static const struct {
 
 #define MP_IMAGE_FORMATS_TEXT "JPEG, PNG, WebP, GIF, TIFF or BMP"
 
+gboolean
+mp_image_format_is_decoded (const char *name)
+{
+  for (gsize i = 0; name != NULL && i < G_N_ELEMENTS (raster_formats); i++)
+    if (strcmp (raster_formats[i].name, name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 static const char *
 sniff_format (const guint8 *data,
               gsize         length)
