@@ -87,20 +87,26 @@ sniff_format (const guint8 *data,
   return NULL;
 }
 
-/* gdk-pixbuf's BMP loader sizes its header buffer from the header's own size field before it
- * checks anything: a 60-byte file asked for 4 GB (found by tests/fuzz/fuzz-image). The
- * Windows and OS/2 bitmap headers come in these sizes only. */
+/* gdk-pixbuf's BMP loader sizes its buffers from the header's own fields before it checks
+ * anything: a 60-byte file whose header size said 4 GB asked for 4 GB, and a 58-byte one whose
+ * pixel data offset said 2 GB asked for 2 GB (both found by tests/fuzz/fuzz-image). The
+ * Windows and OS/2 bitmap headers come in these sizes only, and the pixels start inside the
+ * file. */
 static gboolean
 bmp_header_plausible (const guint8 *data,
                       gsize         length)
 {
   static const guint32 sizes[] = { 12, 16, 40, 52, 56, 64, 108, 124 };
-  guint32 size;
+  guint32 size, offset;
 
   if (length < 18)
     return FALSE;
   size = (guint32) data[14] | (guint32) data[15] << 8 | (guint32) data[16] << 16 |
          (guint32) data[17] << 24;
+  offset = (guint32) data[10] | (guint32) data[11] << 8 | (guint32) data[12] << 16 |
+           (guint32) data[13] << 24;
+  if (offset > length)
+    return FALSE;
   for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
     if (size == sizes[i])
       return TRUE;
