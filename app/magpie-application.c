@@ -28,6 +28,8 @@ struct _MagpieApplication {
   MagpieUploader   *uploader;
   MagpieEvents     *events;
   MagpieModels     *models;
+  char             *library_error;   /* why the library could not be opened, once it is known */
+  gboolean          library_error_shown;
 };
 
 G_DEFINE_FINAL_TYPE (MagpieApplication, magpie_application, ADW_TYPE_APPLICATION)
@@ -128,6 +130,28 @@ magpie_application_open (GApplication  *application,
   magpie_window_import (MAGPIE_WINDOW (find_window (self, MAGPIE_TYPE_WINDOW)), files, n_files);
 }
 
+/* The library could not be opened (a newer Magpie's, a damaged disk): say so once, in a
+ * dialog over the main window, in plain words; the photos themselves are left as they are. */
+static void
+show_library_error (MagpieApplication *self)
+{
+  GtkWindow *window = find_window (self, MAGPIE_TYPE_WINDOW);
+  GtkWidget *dialog;
+
+  if (self->library_error == NULL || self->library_error_shown || window == NULL)
+    return;
+  self->library_error_shown = TRUE;
+  dialog = adw_message_dialog_new (window, _("Cannot Open Your Photo Library"), NULL);
+  adw_message_dialog_format_body (ADW_MESSAGE_DIALOG (dialog),
+                                  /* Translators: %s is the reason, e.g. "… was written by a
+                                   * newer Magpie …" */
+                                  _("%s\n\nNothing was changed or removed. Photos you add now "
+                                    "cannot be kept until this is resolved."),
+                                  self->library_error);
+  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (dialog), "close", _("_Close"));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
 static void
 magpie_application_activate (GApplication *application)
 {
@@ -137,6 +161,7 @@ magpie_application_activate (GApplication *application)
   if (window == NULL)
     window = GTK_WINDOW (magpie_window_new (self));
   gtk_window_present (window);
+  show_library_error (self);
 }
 
 static void
@@ -203,10 +228,15 @@ library_loaded_cb (GObject      *object,
                    GAsyncResult *result,
                    gpointer      user_data)
 {
+  g_autoptr(MagpieApplication) self = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!magpie_library_load_finish (MAGPIE_LIBRARY (object), result, &error))
-    g_warning ("Cannot load the photo library: %s", error->message);
+  if (magpie_library_load_finish (MAGPIE_LIBRARY (object), result, &error))
+    return;
+  /* Not a programming error but a state of the disk: the log and a dialog, no warning. */
+  g_message ("Cannot load the photo library: %s", error->message);
+  self->library_error = g_strdup (error->message);
+  show_library_error (self);
 }
 
 /* The library lives in the XDG data dir (thumbnails in the cache dir) and loads in the
@@ -230,7 +260,7 @@ setup_library (MagpieApplication *self)
       tagger = magpie_tagger_new (model);
       magpie_library_set_tagger (self->library, tagger);
     }
-  magpie_library_load_async (self->library, NULL, library_loaded_cb, NULL);
+  magpie_library_load_async (self->library, NULL, library_loaded_cb, g_object_ref (self));
 }
 
 /* The digit model is found now and loaded by the first stroke. */
@@ -353,6 +383,7 @@ magpie_application_dispose (GObject *object)
   g_clear_object (&self->library);
   g_clear_object (&self->digits);
   g_clear_object (&self->settings);
+  g_clear_pointer (&self->library_error, g_free);
 
   G_OBJECT_CLASS (magpie_application_parent_class)->dispose (object);
 }

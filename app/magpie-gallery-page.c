@@ -241,7 +241,7 @@ report_import (MagpieGalleryPage  *self,
           const char *line = result->failed->pdata[i];
           const char *colon = strchr (line, ':');
 
-          g_warning ("Import failed: %s", line);
+          g_message ("Import failed: %s", line);
           g_ptr_array_add (names, colon != NULL ? g_strndup (line, colon - line) : g_strdup (line));
         }
       list = join_names (names);
@@ -293,7 +293,7 @@ imported_cb (GObject      *object,
     {
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         return;
-      g_warning ("Import failed: %s", error->message);
+      g_message ("Import failed: %s", error->message);
       add_toast (self, adw_toast_new (_("Could not add the photos")));
       return;
     }

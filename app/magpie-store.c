@@ -252,7 +252,7 @@ store_worker (gpointer data,
   gpointer result;
 
   if (self->db == NULL && self->open_error == NULL && !store_open (self, &self->open_error))
-    g_warning ("Cannot open the library database: %s", self->open_error->message);
+    g_message ("Cannot open the library database: %s", self->open_error->message);
   if (self->open_error != NULL)
     {
       g_task_return_error (task, g_error_copy (self->open_error));

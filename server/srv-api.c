@@ -870,26 +870,26 @@ photo_request_new (SrvApi         *api,
   return req;
 }
 
-static void
-register_photo_func (SrvHttpReply *reply,
-                     gpointer      user_data)
+/* Thread: the photo stored under @key, registered for @identity_id (idempotent by key) with
+ * the size, type and SHA-256 the store holds. SRV_STORE_ERROR_NO_SUCH_KEY when there is no such
+ * object; the catalog's errors otherwise. */
+static SrvPhoto *
+register_key (SrvContext  *ctx,
+              const char  *identity_id,
+              const char  *key,
+              gboolean    *created,
+              GError     **error)
 {
-  PhotoRequest *req = user_data;
-  SrvContext *ctx = req->api->ctx;
-  g_autoptr(GError) error = NULL;
   g_autoptr(SrvObjectInfo) info = NULL;
-  g_autoptr(SrvPhoto) photo = NULL;
-  g_autoptr(JsonNode) body = NULL;
-  gboolean created = FALSE;
 
-  info = srv_store_head (ctx->store, ctx->config->bucket, req->key, &error);
+  info = srv_store_head (ctx->store, ctx->config->bucket, key, error);
   if (info != NULL && info->sha256 == NULL)
     {
       /* A remote store that holds no SHA-256 checksum for the object: read it through once.
        * Size and type come from the same read, so they describe the bytes hashed. */
       g_autoptr(SrvObjectInfo) read_info = NULL;
-      char *sha256 = srv_store_hash_object (ctx->store, ctx->config->bucket, req->key,
-                                            &read_info, NULL, &error);
+      char *sha256 = srv_store_hash_object (ctx->store, ctx->config->bucket, key,
+                                            &read_info, NULL, error);
 
       g_clear_pointer (&info, srv_object_info_free);
       if (sha256 != NULL)
@@ -900,6 +900,26 @@ register_photo_func (SrvHttpReply *reply,
         }
     }
   if (info == NULL)
+    return NULL;
+  return srv_db_register_photo (ctx->db, identity_id, key, info->size,
+                                info->content_type ? info->content_type
+                                                   : "application/octet-stream",
+                                info->sha256, 0, 0, created, error);
+}
+
+static void
+register_photo_func (SrvHttpReply *reply,
+                     gpointer      user_data)
+{
+  PhotoRequest *req = user_data;
+  SrvContext *ctx = req->api->ctx;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SrvPhoto) photo = NULL;
+  g_autoptr(JsonNode) body = NULL;
+  gboolean created = FALSE;
+
+  photo = register_key (ctx, req->creds->identity_id, req->key, &created, &error);
+  if (photo == NULL)
     {
       if (g_error_matches (error, SRV_STORE_ERROR, SRV_STORE_ERROR_NO_SUCH_KEY))
         srv_http_reply_set_error (reply, SOUP_STATUS_NOT_FOUND, "no_such_object",
@@ -907,15 +927,6 @@ register_photo_func (SrvHttpReply *reply,
                                   req->key, ctx->config->bucket);
       else
         reply_set_gerror (reply, error);
-      return;
-    }
-  photo = srv_db_register_photo (ctx->db, req->creds->identity_id, req->key, info->size,
-                                 info->content_type ? info->content_type
-                                                    : "application/octet-stream",
-                                 info->sha256, 0, 0, &created, &error);
-  if (photo == NULL)
-    {
-      reply_set_gerror (reply, error);
       return;
     }
   body = srv_photo_to_json_node (photo);
@@ -934,7 +945,7 @@ list_photos_func (SrvHttpReply *reply,
   g_autoptr(JsonNode) body = NULL;
   SrvPhotoQuery query = {
     .tag = req->tag, .min_confidence = req->min_confidence, .limit = req->limit,
-    .cursor = req->cursor,
+    .cursor = req->cursor, .key = req->key,
   };
 
   photos = srv_db_list_photos (req->api->ctx->db, req->creds->identity_id, &query,
@@ -1013,6 +1024,7 @@ parse_list_query (SoupServerMessage *msg,
   const char *min = query ? g_hash_table_lookup (query, "min_confidence") : NULL;
   const char *limit = query ? g_hash_table_lookup (query, "limit") : NULL;
   const char *cursor = query ? g_hash_table_lookup (query, "cursor") : NULL;
+  const char *key = query ? g_hash_table_lookup (query, "key") : NULL;
 
   req->limit = SRV_API_LIST_DEFAULT;
   if (tag != NULL && *tag != '\0')
@@ -1052,6 +1064,18 @@ parse_list_query (SoupServerMessage *msg,
     }
   if (cursor != NULL && *cursor != '\0')
     req->cursor = g_strdup (cursor);
+  if (key != NULL && *key != '\0')
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!srv_store_check_key (key, strlen (key), &error))
+        {
+          srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "key: %s",
+                           error->message);
+          return FALSE;
+        }
+      req->key = g_strdup (key);
+    }
   return TRUE;
 }
 
@@ -1123,6 +1147,348 @@ handle_photo (SrvApi            *api,
 
 /* Dispatch */
 
+/* POST /v1/s3-events ------------------------------------------------------------------------
+ *
+ * S3 event notifications (the "Records" format AWS S3, MinIO and Ceph RGW send to a webhook)
+ * as an alternative to the client's POST /v1/photos: ObjectCreated:* registers the object for
+ * the identity whose prefix it is under (users/<id>/...), ObjectRemoved:* removes the photo
+ * registered under that key. Both are idempotent, so a sender that retries after a 503 changes
+ * nothing twice. The sender proves itself with a shared secret as its bearer token. Records
+ * that can never be registered (another bucket, a key outside users/<id>/, an unknown identity,
+ * an object that is not there) are answered as skipped, with the reason, and not retried. */
+
+#define SRV_API_S3_EVENTS_MAX 100
+
+typedef enum {
+  S3_EVENT_CREATED,
+  S3_EVENT_REMOVED,
+} S3EventKind;
+
+typedef struct {
+  S3EventKind  kind;
+  char        *key;
+  char        *identity_id;
+} S3EventRecord;
+
+typedef struct {
+  SrvApi    *api;
+  GArray    *records;   /* S3EventRecord */
+  JsonArray *skipped;   /* {"key", "reason"}, found while parsing */
+} S3EventsRequest;
+
+static void
+s3_event_record_clear (gpointer data)
+{
+  S3EventRecord *r = data;
+
+  g_free (r->key);
+  g_free (r->identity_id);
+}
+
+static void
+s3_events_request_free (gpointer data)
+{
+  S3EventsRequest *req = data;
+
+  g_array_unref (req->records);
+  json_array_unref (req->skipped);
+  g_free (req);
+}
+
+static void
+skip_record (JsonArray  *skipped,
+             const char *key,
+             const char *reason)
+{
+  JsonObject *o = json_object_new ();
+
+  json_object_set_string_member (o, "key", key != NULL ? key : "");
+  json_object_set_string_member (o, "reason", reason);
+  json_array_add_object_element (skipped, o);
+}
+
+/* Object keys in S3 notifications are URL-encoded the form way: '+' is a space. */
+static char *
+event_key_decode (const char *encoded)
+{
+  g_autofree char *plus = g_strdup (encoded);
+
+  g_strdelimit (plus, "+", ' ');
+  return g_uri_unescape_string (plus, NULL);
+}
+
+static const char *
+member_string (JsonObject *o,
+               const char *path0,
+               const char *path1,
+               const char *name)
+{
+  JsonNode *node;
+
+  if (o != NULL && path0 != NULL)
+    o = json_object_has_member (o, path0) &&
+        JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, path0))
+        ? json_object_get_object_member (o, path0) : NULL;
+  if (o != NULL && path1 != NULL)
+    o = json_object_has_member (o, path1) &&
+        JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, path1))
+        ? json_object_get_object_member (o, path1) : NULL;
+  if (o == NULL || !json_object_has_member (o, name))
+    return NULL;
+  node = json_object_get_member (o, name);
+  return JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+         ? json_node_get_string (node) : NULL;
+}
+
+static void
+count_event (SrvContext *ctx,
+             const char *result,
+             guint       n)
+{
+  g_autofree char *labels = g_strdup_printf ("result=\"%s\"", result);
+
+  if (n > 0)
+    srv_metrics_add (ctx->metrics, "magpied_s3_events_total", labels, n);
+}
+
+static void
+s3_events_func (SrvHttpReply *reply,
+                gpointer      user_data)
+{
+  S3EventsRequest *req = user_data;
+  SrvContext *ctx = req->api->ctx;
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  guint registered = 0, already = 0, deleted = 0;
+
+  for (guint i = 0; i < req->records->len; i++)
+    {
+      S3EventRecord *r = &g_array_index (req->records, S3EventRecord, i);
+      g_autoptr(GError) error = NULL;
+
+      if (r->kind == S3_EVENT_CREATED)
+        {
+          g_autoptr(SrvPhoto) photo = NULL;
+          g_autoptr(SrvIdentity) identity = NULL;
+          gboolean created = FALSE;
+
+          /* Whose it is first: an object under no identity's prefix has no owner to tag for. */
+          identity = srv_db_get_identity (ctx->db, r->identity_id, &error);
+          if (identity == NULL)
+            {
+              if (!g_error_matches (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND))
+                goto transient;
+              skip_record (req->skipped, r->key, "no such identity");
+              continue;
+            }
+          photo = register_key (ctx, r->identity_id, r->key, &created, &error);
+          if (photo != NULL)
+            {
+              registered += created;
+              already += !created;
+              continue;
+            }
+          if (g_error_matches (error, SRV_STORE_ERROR, SRV_STORE_ERROR_NO_SUCH_KEY))
+            skip_record (req->skipped, r->key, "no such object (removed since?)");
+          else if (g_error_matches (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND))
+            skip_record (req->skipped, r->key, "no such identity");
+          else if (g_error_matches (error, SRV_DB_ERROR, SRV_DB_ERROR_CONFLICT))
+            skip_record (req->skipped, r->key, "the key is another identity's photo");
+          else
+            goto transient;
+        }
+      else
+        {
+          SrvPhotoQuery query = { .limit = 1, .key = r->key };
+          g_autoptr(GPtrArray) found = NULL;
+          g_autofree char *removed_key = NULL;
+          g_autofree char *cursor = NULL;
+
+          found = srv_db_list_photos (ctx->db, r->identity_id, &query, &cursor, &error);
+          if (found == NULL)
+            goto transient;
+          if (found->len == 0)
+            {
+              skip_record (req->skipped, r->key, "not registered");
+              continue;
+            }
+          removed_key = srv_db_delete_photo (ctx->db, r->identity_id,
+                                             ((SrvPhoto *) found->pdata[0])->id, &error);
+          if (removed_key != NULL)
+            deleted++;
+          else if (g_error_matches (error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND))
+            skip_record (req->skipped, r->key, "not registered");
+          else
+            goto transient;
+        }
+      continue;
+
+    transient:
+      /* The catalog or the store failed for now: the sender retries the whole batch, which
+       * repeats nothing already done. */
+      g_log_structured (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "KEY", r->key,
+                        "ERROR", error->message, "MESSAGE", "S3 event not applied; sender told "
+                        "to retry");
+      count_event (ctx, "retry", 1);
+      srv_http_reply_set_error (reply, SOUP_STATUS_SERVICE_UNAVAILABLE, "unavailable",
+                                "cannot apply the event for %s now: %s; send it again",
+                                r->key, error->message);
+      return;
+    }
+
+  count_event (ctx, "registered", registered);
+  count_event (ctx, "already", already);
+  count_event (ctx, "deleted", deleted);
+  count_event (ctx, "skipped", json_array_get_length (req->skipped));
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "records");
+  json_builder_add_int_value (builder, req->records->len + json_array_get_length (req->skipped));
+  json_builder_set_member_name (builder, "registered");
+  json_builder_add_int_value (builder, registered);
+  json_builder_set_member_name (builder, "already_registered");
+  json_builder_add_int_value (builder, already);
+  json_builder_set_member_name (builder, "deleted");
+  json_builder_add_int_value (builder, deleted);
+  json_builder_set_member_name (builder, "skipped");
+  json_builder_add_value (builder, json_node_init_array (json_node_alloc (),
+                                                         req->skipped));
+  json_builder_end_object (builder);
+  body = json_builder_get_root (builder);
+  srv_http_reply_set_json (reply, SOUP_STATUS_OK, body);
+}
+
+/* Constant time, whatever the lengths: compares the SHA-256 of both. */
+static gboolean
+bearer_matches (SoupServerMessage *msg,
+                const char        *secret)
+{
+  const char *auth = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                   "Authorization");
+  guint8 want[crypto_hash_sha256_BYTES];
+  guint8 got[crypto_hash_sha256_BYTES];
+
+  if (auth == NULL || g_ascii_strncasecmp (auth, "Bearer ", 7) != 0)
+    return FALSE;
+  crypto_hash_sha256 (want, (const guint8 *) secret, strlen (secret));
+  crypto_hash_sha256 (got, (const guint8 *) auth + 7, strlen (auth + 7));
+  return sodium_memcmp (want, got, sizeof want) == 0;
+}
+
+static void
+handle_s3_events (SrvApi            *api,
+                  SoupServerMessage *msg)
+{
+  const SrvConfig *config = api->ctx->config;
+  g_autoptr(JsonObject) o = NULL;
+  JsonArray *records;
+  S3EventsRequest *req;
+
+  if (config->s3_events_secret == NULL)
+    {
+      srv_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not_found",
+                       "S3 event notifications are off on this server (--s3-events-secret)");
+      return;
+    }
+  if (!bearer_matches (msg, config->s3_events_secret))
+    {
+      srv_metrics_add (api->ctx->metrics, "magpied_auth_failures_total",
+                       "endpoint=\"s3-events\"", 1);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "WWW-Authenticate", "Bearer realm=\"magpied\"");
+      srv_reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "unauthorized",
+                       "POST /v1/s3-events needs the shared secret as its bearer token");
+      return;
+    }
+  o = srv_http_read_json (msg);
+  if (o == NULL)
+    return;
+  if (!json_object_has_member (o, "Records"))
+    {
+      /* The test event S3 sends when notifications are configured carries no records. */
+      if (g_strcmp0 (member_string (o, NULL, NULL, "Event"), "s3:TestEvent") == 0)
+        {
+          g_autoptr(JsonNode) empty = json_from_string ("{\"records\": 0, \"registered\": 0, "
+                                                        "\"already_registered\": 0, "
+                                                        "\"deleted\": 0, \"skipped\": []}",
+                                                        NULL);
+
+          srv_reply_json (msg, SOUP_STATUS_OK, empty);
+          return;
+        }
+      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request",
+                       "expected an S3 event notification: {\"Records\": [...]}");
+      return;
+    }
+  if (!JSON_NODE_HOLDS_ARRAY (json_object_get_member (o, "Records")))
+    {
+      srv_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad_request", "Records must be an array");
+      return;
+    }
+  records = json_object_get_array_member (o, "Records");
+  if (json_array_get_length (records) > SRV_API_S3_EVENTS_MAX)
+    {
+      srv_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too_large",
+                       "%u records in one request; at most %d", json_array_get_length (records),
+                       SRV_API_S3_EVENTS_MAX);
+      return;
+    }
+
+  req = g_new0 (S3EventsRequest, 1);
+  req->api = api;
+  req->records = g_array_new (FALSE, TRUE, sizeof (S3EventRecord));
+  g_array_set_clear_func (req->records, s3_event_record_clear);
+  req->skipped = json_array_new ();
+  for (guint i = 0; i < json_array_get_length (records); i++)
+    {
+      JsonNode *node = json_array_get_element (records, i);
+      JsonObject *rec = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
+      const char *name = member_string (rec, NULL, NULL, "eventName");
+      const char *bucket = member_string (rec, "s3", "bucket", "name");
+      const char *encoded = member_string (rec, "s3", "object", "key");
+      g_autofree char *key = encoded != NULL ? event_key_decode (encoded) : NULL;
+      g_autoptr(GError) error = NULL;
+      S3EventRecord r = { 0 };
+      const char *id, *slash;
+
+      if (name == NULL || bucket == NULL || encoded == NULL)
+        {
+          skip_record (req->skipped, key, "not an S3 event record (eventName, s3.bucket.name, "
+                                          "s3.object.key)");
+          continue;
+        }
+      if (key == NULL || !srv_store_check_key (key, strlen (key), &error))
+        {
+          skip_record (req->skipped, encoded, "the key is not a valid object key");
+          continue;
+        }
+      if (g_str_has_prefix (name, "ObjectCreated:"))
+        r.kind = S3_EVENT_CREATED;
+      else if (g_str_has_prefix (name, "ObjectRemoved:"))
+        r.kind = S3_EVENT_REMOVED;
+      else
+        {
+          skip_record (req->skipped, key, "an event Magpie does not act on");
+          continue;
+        }
+      if (strcmp (bucket, config->bucket) != 0)
+        {
+          skip_record (req->skipped, key, "another bucket");
+          continue;
+        }
+      id = g_str_has_prefix (key, "users/") ? key + strlen ("users/") : NULL;
+      slash = id != NULL ? strchr (id, '/') : NULL;
+      if (slash == NULL || slash == id || slash[1] == '\0')
+        {
+          skip_record (req->skipped, key, "not under users/<identity>/");
+          continue;
+        }
+      r.key = g_steal_pointer (&key);
+      r.identity_id = g_strndup (id, slash - id);
+      g_array_append_val (req->records, r);
+    }
+  srv_http_offload (api->ctx, msg, s3_events_func, req, s3_events_request_free);
+}
+
 static void
 v1_cb (SoupServer        *soup,
        SoupServerMessage *msg,
@@ -1168,6 +1534,9 @@ v1_cb (SoupServer        *soup,
       break;
     case SRV_ROUTE_PHOTO:
       handle_photo (api, msg, query, route.param);
+      break;
+    case SRV_ROUTE_S3_EVENTS:
+      handle_s3_events (api, msg);
       break;
     default:
       g_assert_not_reached ();
@@ -1298,6 +1667,9 @@ srv_api_start (SrvContext  *ctx,
   srv_metrics_declare (ctx->metrics, "magpied_sts_requests_total", SRV_METRIC_COUNTER,
                        "Remote STS credentials handed out: ok (AssumeRole), cached, error",
                        NULL, 0);
+  srv_metrics_declare (ctx->metrics, "magpied_s3_events_total", SRV_METRIC_COUNTER,
+                       "S3 event notification records: registered, already, deleted, skipped, "
+                       "retry", NULL, 0);
   soup_server_add_handler (ctx->soup, "/v1", v1_cb, api, NULL);
   ctx->api = g_steal_pointer (&api);
   return TRUE;

@@ -48,9 +48,14 @@ static const SrvOptionSpec option_specs[] = {
                                "(16 to 128 of A-Z, 0-9; needs --admin-secret-key)" },
   { "admin-secret-key", "SECRET", "Its secret, at least 32 characters (prefer "
                                   "MAGPIED_ADMIN_SECRET_KEY or the config file to a flag)" },
+  { "s3-events-secret", "SECRET", "Accept S3 event notifications on POST /v1/s3-events from "
+                                  "senders with this bearer token (32 to 256 characters)" },
   { "worker-target", "N", "Queued jobs per worker the autoscaler aims for (default 8)" },
   { "worker-cooldown", "SECONDS", "How long the queue must stay short before workers are "
                                   "stopped (default 30)" },
+  { "job-lease", "SECONDS", "How long a worker holds a leased job before another may take it "
+                            "over: SECONDS plus a third of it per photo in the batch (default "
+                            "30, so 40 s for one photo and 110 s for a batch of 8)" },
   { "s3-endpoint", "URL", "Keep photos in this remote S3-compatible service (AWS S3, MinIO, "
                           "Ceph RGW) instead of the embedded store" },
   { "s3-public-endpoint", "URL", "The remote store's URL as clients reach it "
@@ -93,6 +98,7 @@ srv_config_new (void)
   config->tag_top_k = 5;
   config->worker_target = SRV_AUTOSCALE_TARGET_DEFAULT;
   config->worker_cooldown_ms = SRV_AUTOSCALE_COOLDOWN_DEFAULT_MS;
+  config->job_lease_ms = SRV_CONFIG_JOB_LEASE_DEFAULT_S * 1000;
   config->s3_path_style = TRUE;
   return config;
 }
@@ -117,6 +123,9 @@ srv_config_free (SrvConfig *config)
   if (config->admin_secret_key)
     memset (config->admin_secret_key, 0, strlen (config->admin_secret_key));
   g_free (config->admin_secret_key);
+  if (config->s3_events_secret)
+    memset (config->s3_events_secret, 0, strlen (config->s3_events_secret));
+  g_free (config->s3_events_secret);
   g_free (config->s3_endpoint);
   g_free (config->s3_public_endpoint);
   g_free (config->s3_region);
@@ -147,6 +156,7 @@ srv_config_copy (const SrvConfig *config)
   copy->tag_rules = g_strdup (config->tag_rules);
   copy->admin_access_key = g_strdup (config->admin_access_key);
   copy->admin_secret_key = g_strdup (config->admin_secret_key);
+  copy->s3_events_secret = g_strdup (config->s3_events_secret);
   copy->s3_endpoint = g_strdup (config->s3_endpoint);
   copy->s3_public_endpoint = g_strdup (config->s3_public_endpoint);
   copy->s3_region = g_strdup (config->s3_region);
@@ -231,6 +241,10 @@ bad:
 #define SRV_CONFIG_WORKER_TARGET_LIMIT 100000
 /* An hour of idle threads is already more than anyone means. */
 #define SRV_CONFIG_WORKER_COOLDOWN_LIMIT_S 3600
+/* A lease is how long a killed worker's jobs wait; a day is already no retry at all. Below
+ * a second even an honest batch outlives its lease and runs twice. */
+#define SRV_CONFIG_JOB_LEASE_MIN_S 1
+#define SRV_CONFIG_JOB_LEASE_LIMIT_S 86400
 
 gboolean
 srv_config_parse_workers (const char  *text,
@@ -546,6 +560,21 @@ apply (SrvConfig   *config,
         }
       config->worker_cooldown_ms = (guint) (s * 1000.0 + 0.5);
     }
+  else if (strcmp (name, "job-lease") == 0)
+    {
+      char *end = NULL;
+      double s = g_ascii_strtod (value, &end);
+
+      if (end == value || *end != '\0' ||
+          !(s >= SRV_CONFIG_JOB_LEASE_MIN_S && s <= SRV_CONFIG_JOB_LEASE_LIMIT_S))
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--job-lease '%s' is not a number of seconds from %d to %d", value,
+                       SRV_CONFIG_JOB_LEASE_MIN_S, SRV_CONFIG_JOB_LEASE_LIMIT_S);
+          return FALSE;
+        }
+      config->job_lease_ms = (guint) (s * 1000.0 + 0.5);
+    }
   else if (strcmp (name, "admin-access-key") == 0)
     {
       gsize len = strlen (value);
@@ -572,6 +601,16 @@ apply (SrvConfig   *config,
           return FALSE;
         }
       set_str (&config->admin_secret_key, value);
+    }
+  else if (strcmp (name, "s3-events-secret") == 0)
+    {
+      if (strlen (value) < 32 || strlen (value) > 256)
+        {
+          g_set_error (error, SRV_CONFIG_ERROR, SRV_CONFIG_ERROR_INVALID,
+                       "--s3-events-secret must be 32 to 256 characters long");
+          return FALSE;
+        }
+      set_str (&config->s3_events_secret, value);
     }
   else if (strcmp (name, "s3-endpoint") == 0)
     return apply_url (&config->s3_endpoint, name, value, error);

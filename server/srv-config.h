@@ -9,6 +9,11 @@ G_BEGIN_DECLS
 
 #define SRV_CONFIG_ERROR (srv_config_error_quark ())
 
+/* A lease covers the slowest honest batch many times over: decoding a 50 MP PNG takes ~2 s
+ * and one inference well under 1 s on a busy 2-core box, so 30 s plus 10 s per photo. It is
+ * also how long a killed worker's jobs wait for another worker (--job-lease). */
+#define SRV_CONFIG_JOB_LEASE_DEFAULT_S 30
+
 typedef enum {
   SRV_CONFIG_ERROR_USAGE,     /* unknown flag, missing argument: exit status 2 */
   SRV_CONFIG_ERROR_INVALID,   /* a value that does not parse */
@@ -45,8 +50,10 @@ typedef struct {
   guint        tag_top_k;
   char        *admin_access_key;  /* NULL, or a key pair that reaches the whole bucket ... */
   char        *admin_secret_key;  /* ... for backups and operators; never logged */
+  char        *s3_events_secret;  /* bearer of POST /v1/s3-events; NULL: the route is off */
   guint        worker_target;       /* queued jobs per worker the autoscaler aims for */
   guint        worker_cooldown_ms;  /* how long the queue must stay low before scaling in */
+  guint        job_lease_ms;        /* a batch's lease: this plus a third of it per photo */
   /* A remote S3-compatible store instead of the embedded one (all NULL: embedded). */
   char        *s3_endpoint;         /* where magpied reaches it */
   char        *s3_public_endpoint;  /* NULL: clients reach it at s3_endpoint too */

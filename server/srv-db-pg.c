@@ -1188,6 +1188,11 @@ list_photos_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
         }
       g_string_append (sql, ")");
     }
+  if (q->key)
+    {
+      p_text (&p, q->key);
+      g_string_append_printf (sql, " AND p.key = $%d::text COLLATE \"C\"", p.n);
+    }
   /* One row more than asked tells whether there is a next page. */
   p_int (&p, q->limit + 1);
   g_string_append_printf (sql, " ORDER BY p.created_at DESC, p.id DESC LIMIT $%d", p.n);

@@ -858,6 +858,8 @@ list_photos_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
         g_string_append (sql, " AND t.confidence >= ?5");
       g_string_append (sql, ")");
     }
+  if (q->key)
+    g_string_append (sql, " AND p.key = ?7");
   /* One row more than asked tells whether there is a next page. */
   g_string_append (sql, " ORDER BY p.created_at DESC, p.id DESC LIMIT ?6");
   s = prep (c, sql->str, error);
@@ -874,6 +876,8 @@ list_photos_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   if (q->min_confidence > 0)
     sqlite3_bind_double (s, 5, q->min_confidence);
   sqlite3_bind_int (s, 6, q->limit + 1);
+  if (q->key)
+    bind_text (s, 7, q->key);
   while ((rc = step (c, s, error)) == SQLITE_ROW)
     {
       if (op->photos->len == q->limit)

@@ -84,6 +84,7 @@ typedef struct {
   double      min_confidence;  /* > 0: only photos with such a tag (matching @tag if set) */
   guint       limit;           /* 1..SRV_DB_LIST_LIMIT_MAX */
   const char *cursor;          /* NULL for the first page, else a next_cursor */
+  const char *key;             /* NULL: any; else only the photo stored under this key */
 } SrvPhotoQuery;
 
 typedef enum {

@@ -17,6 +17,7 @@ static const struct {
   { "/v1/sessions",    SRV_ROUTE_SESSIONS,    "POST" },
   { "/v1/credentials", SRV_ROUTE_CREDENTIALS, "POST" },
   { "/v1/photos",      SRV_ROUTE_PHOTOS,      "GET, POST" },
+  { "/v1/s3-events",   SRV_ROUTE_S3_EVENTS,   "POST" },
 };
 
 static gboolean

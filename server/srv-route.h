@@ -16,6 +16,7 @@ typedef enum {
   SRV_ROUTE_CREDENTIALS,      /* /v1/credentials */
   SRV_ROUTE_PHOTOS,           /* /v1/photos */
   SRV_ROUTE_PHOTO,            /* /v1/photos/{id} */
+  SRV_ROUTE_S3_EVENTS,        /* /v1/s3-events */
 } SrvRouteId;
 
 typedef struct {

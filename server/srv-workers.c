@@ -228,6 +228,13 @@ process_batch (Worker    *w,
     }
 }
 
+gint64
+srv_workers_lease_us (guint lease_ms,
+                      guint batch)
+{
+  return (gint64) lease_ms * 1000 + (gint64) batch * lease_ms * 1000 / 3;
+}
+
 static gpointer
 worker_thread (gpointer data)
 {
@@ -256,7 +263,7 @@ worker_thread (gpointer data)
 
       g_clear_error (&error);
       jobs = srv_db_lease_jobs (db, w->owner, batch,
-                                SRV_WORKERS_LEASE_BASE_US + batch * SRV_WORKERS_LEASE_PER_PHOTO_US,
+                                srv_workers_lease_us (pool->ctx->config->job_lease_ms, batch),
                                 &error);
       if (jobs == NULL)
         {

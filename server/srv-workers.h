@@ -18,10 +18,6 @@ G_BEGIN_DECLS
 /* Up to this many photos per inference when the queue is deep: a batch amortises the
  * engine's per-call cost; past 8 images of 224² the win is gone and a batch's latency grows. */
 #define SRV_WORKERS_BATCH_MAX 8
-/* A lease covers the slowest honest batch many times over: decoding a 50 MP PNG takes ~2 s
- * and one inference well under 1 s on a busy 2-core box, so 30 s plus 10 s per photo. */
-#define SRV_WORKERS_LEASE_BASE_US     (30 * G_USEC_PER_SEC)
-#define SRV_WORKERS_LEASE_PER_PHOTO_US (10 * G_USEC_PER_SEC)
 /* An idle worker waits for catalog events (a new photo) this long before looking again, for
  * retries whose backoff ran out (no event marks those) and to notice a stop. */
 #define SRV_WORKERS_IDLE_WAIT_US (500 * 1000)  /* µs */
@@ -36,6 +32,11 @@ gboolean     srv_workers_start          (SrvContext  *ctx,
 /* Stops the controller and every worker (each finishes its batch), joins them and frees the
  * pool; call before the catalog and store close. Safe with ctx->workers == NULL. */
 void         srv_workers_stop           (SrvContext  *ctx);
+
+/* The lease a batch of @batch photos takes: @lease_ms plus a third of it per photo (see
+ * SRV_CONFIG_JOB_LEASE_DEFAULT_S). */
+gint64       srv_workers_lease_us       (guint        lease_ms,
+                                         guint        batch);
 
 /* The served models, or NULL with the reason (for 503 answers). */
 SrvModel    *srv_workers_get_photo_model (SrvWorkers *workers,

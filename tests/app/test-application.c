@@ -1,6 +1,8 @@
 /* test-application.c - the magpie command line: --version, --server-url and its checks */
 #include "config.h"
 
+#include <glib/gstdio.h>
+#include <sqlite3.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -133,6 +135,66 @@ test_server_url_override (void)
   g_assert_cmpint (status, ==, 0);
 }
 
+static int
+user_version (const char *path)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  int version = -1;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL), ==,
+                   SQLITE_OK);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    version = sqlite3_column_int (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return version;
+}
+
+static gboolean
+dialog_shown (gpointer user_data)
+{
+  return app_test_find_window (ADW_TYPE_MESSAGE_DIALOG) != NULL;
+}
+
+/* A library written by a newer Magpie: the window comes up, a dialog says why the library
+ * cannot be opened, no warning is logged (this runs with fatal warnings), and the file is left
+ * as it was. */
+static void
+test_newer_library (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autofree char *dir = g_build_filename (g_get_user_data_dir (), "magpie", NULL);
+      g_autofree char *path = g_build_filename (dir, "library.sqlite", NULL);
+      g_autoptr(MagpieApplication) app = NULL;
+      sqlite3 *db = NULL;
+      AdwMessageDialog *dialog;
+
+      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+      g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+      g_assert_cmpint (sqlite3_exec (db, "CREATE TABLE future (x); PRAGMA user_version = 99;",
+                                     NULL, NULL, NULL), ==, SQLITE_OK);
+      sqlite3_close (db);
+
+      app = app_test_application_new ();
+      g_application_activate (G_APPLICATION (app));
+      g_assert_true (app_test_wait (dialog_shown, NULL, 30000));
+      dialog = ADW_MESSAGE_DIALOG (app_test_find_window (ADW_TYPE_MESSAGE_DIALOG));
+      g_assert_cmpstr (adw_message_dialog_get_heading (dialog), ==,
+                       "Cannot Open Your Photo Library");
+      g_test_message ("the dialog says: %s", adw_message_dialog_get_body (dialog));
+      g_assert_nonnull (strstr (adw_message_dialog_get_body (dialog), "newer Magpie"));
+      g_assert_true (GTK_IS_WINDOW (gtk_window_get_transient_for (GTK_WINDOW (dialog))));
+      g_assert_cmpint (user_version (path), ==, 99);
+      app_test_close_all ();
+      return;
+    }
+  g_test_trap_subprocess (NULL, 60 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -147,6 +209,7 @@ main (int   argc,
   g_test_add_func ("/app/application/help-names-option", test_help_names_option);
   g_test_add_func ("/app/application/bad-server-url", test_bad_server_url);
   g_test_add_func ("/app/application/server-url-override", test_server_url_override);
+  g_test_add_func ("/app/application/newer-library", test_newer_library);
 
   status = g_test_run ();
   mp_test_rm_rf (home);

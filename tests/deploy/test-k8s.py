@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# test-k8s.py - the Kubernetes manifests in deploy/k8s hold together
+# test-k8s.py - the Kubernetes manifests in deploy/k8s and the systemd units hold together
 #
 # Parses every document with PyYAML (python3-yaml) and checks the structure a cluster would
 # only reject at apply time, or worse, accept and run wrongly: the kinds and names, the role
@@ -9,8 +9,10 @@
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 failures = []
 
@@ -55,12 +57,7 @@ check(sorted((k, sorted(v)) for k, v in by_kind.items()) == [
 help_text = subprocess.run([os.environ["MAGPIED"], "--help"], check=True,
                            capture_output=True, text=True).stdout
 flags = set(re.findall(r"--([a-z0-9-]+)", help_text))
-# The manifests run the roles over PostgreSQL, whose flags come with the PostgreSQL catalog
-# branch; until magpied has them they are named, not failed. Every other name must exist.
-for pending in ("role", "database"):
-    if pending not in flags:
-        print("# magpied has no --%s yet: the manifests' use of it is not checked" % pending)
-        flags.add(pending)
+check({"role", "database"} <= flags, "magpied has --role and --database")
 
 
 def env_flag(key):
@@ -125,10 +122,61 @@ if scaled is not None:
     check(1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"],
           "replica bounds are sane (%d..%d)" % (spec["minReplicaCount"],
                                                spec["maxReplicaCount"]))
-    prom = [t for t in spec["triggers"] if t["type"] == "prometheus"]
-    check(len(prom) == 1 and "magpied_queue_depth" in prom[0]["metadata"]["query"] and
-          int(prom[0]["metadata"]["threshold"]) > 0,
-          "it scales on the queue depth magpied exports on /metrics")
+    pg = [t for t in spec["triggers"] if t["type"] == "postgresql"]
+    check(len(pg) == 1 and "FROM jobs" in pg[0]["metadata"]["query"] and
+          float(pg[0]["metadata"]["targetQueryValue"]) > 0,
+          "it scales with KEDA's postgresql scaler on the catalog's job count")
+    if pg:
+        var = pg[0]["metadata"].get("connectionFromEnv")
+        secret = by_kind["Secret"]["magpied-secrets"]["stringData"]
+        worker = deployments["magpied-worker"]["spec"]["template"]["spec"]["containers"][0]
+        from_secret = any(e.get("secretRef", {}).get("name") == "magpied-secrets"
+                          for e in worker.get("envFrom", []))
+        check(var == "MAGPIED_DATABASE" and var in secret and from_secret,
+              "the scaler's connection string is the workers' own MAGPIED_DATABASE "
+              "(from the Secret through envFrom)")
+        check(secret.get("MAGPIED_DATABASE", "").startswith(("postgres://", "postgresql://")),
+              "the catalog in the Secret is a PostgreSQL URI the scaler can use")
+
+# The systemd units: systemd-analyze verifies each (with the built magpied standing in for
+# /usr/local/bin/magpied), every MAGPIED_* they set and every flag they pass is a magpied
+# setting, and the fleet units run the role their name says.
+units = sorted(glob.glob(os.path.join(root, "deploy", "*.service")))
+check([os.path.basename(u) for u in units] ==
+      ["magpied-api.service", "magpied-worker.service", "magpied.service"],
+      "deploy/ has the single-machine, api and worker units")
+analyze = "/usr/bin/systemd-analyze"
+tmp = tempfile.mkdtemp(prefix="magpie-units-")
+try:
+    for unit in units:
+        name = os.path.basename(unit)
+        text = open(unit).read()
+        env = re.findall(r"^Environment=(MAGPIED_[A-Z0-9_]+)=", text, re.M)
+        unknown = [k for k in env if env_flag(k) not in flags]
+        check(env and not unknown, "%s: every Environment= is a magpied setting (unknown: %s)"
+              % (name, unknown))
+        execs = re.findall(r"^ExecStart=(\S+)(.*)$", text, re.M)
+        args = execs[0][1].split() if execs else []
+        check(len(execs) == 1 and execs[0][0] == "/usr/local/bin/magpied" and
+              all(a.startswith("--") and a[2:].split("=")[0] in flags for a in args),
+              "%s: ExecStart runs magpied with known flags (%s)" % (name, args))
+        role = name[len("magpied-"):-len(".service")] if name != "magpied.service" else None
+        check(("--role=%s" % role in args) if role else not args,
+              "%s: runs the %s role" % (name, role or "all (default)"))
+        if role:
+            check("EnvironmentFile=/etc/magpie/magpied.env" in text,
+                  "%s: the fleet's settings and secrets come from an EnvironmentFile" % name)
+        if os.access(analyze, os.X_OK):
+            copy = os.path.join(tmp, name)
+            open(copy, "w").write(text.replace("/usr/local/bin/magpied", os.environ["MAGPIED"])
+                                  .replace("Documentation=man:magpied(1)\n", ""))
+            out = subprocess.run([analyze, "verify", copy], capture_output=True, text=True)
+            problems = [l for l in (out.stdout + out.stderr).splitlines()
+                        if l.strip() and "/etc/magpie/magpied.env" not in l]
+            check(not problems, "%s: systemd-analyze verify finds nothing (%s)"
+                  % (name, problems))
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
 
 print("%d failed" % len(failures))
 sys.exit(1 if failures else 0)

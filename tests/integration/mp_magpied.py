@@ -2,10 +2,13 @@
 #
 # The server is a direct child of the test, announces its URL in its first log line, and is
 # stopped by PID (SIGTERM, then SIGKILL after 10 s) in stop(), which tests call in `finally`.
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 
 class Server:
@@ -41,3 +44,23 @@ class Server:
 
     def log_tail(self, lines=40):
         return "".join(open(self.log_path).readlines()[-lines:])
+
+
+def call(method, url, body=None, token=None, raw=None, timeout=60):
+    """One REST call: (status, parsed JSON body or None). @body goes as JSON, @raw as is; an
+    error status comes back like any other (its body as bytes when it is not JSON)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            text = r.read()
+            return r.status, (json.loads(text) if text else None)
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text or b"null")
+        except ValueError:
+            return e.code, text

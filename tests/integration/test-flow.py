@@ -21,7 +21,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
-from mp_magpied import Server  # noqa: E402
+from mp_magpied import Server, call  # noqa: E402
 
 forget_aws_environment()
 try:
@@ -47,20 +47,6 @@ def pick_photo():
     if not os.path.isfile(candidate):
         skip("no test photo: ../shared/data/photos is not beside the checkout")
     return candidate
-
-
-def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
 
 
 class EventStream(threading.Thread):

@@ -24,7 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
-from mp_magpied import Server  # noqa: E402
+from mp_magpied import Server, call  # noqa: E402
 
 forget_aws_environment()
 try:
@@ -41,24 +41,6 @@ photos = [os.path.join(shared, "photos", n) for n in ("golden_retriever_winml.jp
                                                       "cat_winml.jpg")]
 if not all(os.path.isfile(p) for p in photos):
     skip("no test photos: ../shared/data/photos is not beside the checkout")
-
-
-def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw or b"null")
-        except ValueError:
-            return e.code, raw
 
 
 class EventStream(threading.Thread):

@@ -5,6 +5,7 @@
 
 #include "srv-config.h"
 #include "srv-db.h"
+#include "srv-workers.h"
 
 static void
 test_parse_listen (void)
@@ -223,19 +224,27 @@ test_worker_scaling (void)
 
     g_assert_cmpuint (config->worker_target, ==, 8);
     g_assert_cmpuint (config->worker_cooldown_ms, ==, 30000);
+    g_assert_cmpuint (config->job_lease_ms, ==, 30000);
+    /* The default lease is the one magpied always took: 30 s plus 10 s per photo. */
+    g_assert_cmpint (srv_workers_lease_us (config->job_lease_ms, 1), ==, 40 * G_USEC_PER_SEC);
+    g_assert_cmpint (srv_workers_lease_us (config->job_lease_ms, 8), ==, 110 * G_USEC_PER_SEC);
   }
   {
     g_autoptr(SrvConfig) config = srv_config_new ();
     g_autoptr(SrvConfig) copy = NULL;
     g_autoptr(GError) error = NULL;
-    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25", NULL };
+    const char *args[] = { "--worker-target", "3", "--worker-cooldown=0.25", "--job-lease=1.5",
+                           NULL };
 
     g_assert_true (load (config, args, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpuint (config->worker_target, ==, 3);
     g_assert_cmpuint (config->worker_cooldown_ms, ==, 250);
+    g_assert_cmpuint (config->job_lease_ms, ==, 1500);
+    g_assert_cmpint (srv_workers_lease_us (config->job_lease_ms, 3), ==, 3 * G_USEC_PER_SEC);
     copy = srv_config_copy (config);
     g_assert_cmpuint (copy->worker_cooldown_ms, ==, 250);
+    g_assert_cmpuint (copy->job_lease_ms, ==, 1500);
   }
   {
     /* the environment names follow the flags */
@@ -328,6 +337,9 @@ test_errors (void)
     { { "--worker-cooldown", "-1" }, SRV_CONFIG_ERROR_INVALID, "--worker-cooldown" },
     { { "--worker-cooldown", "soon" }, SRV_CONFIG_ERROR_INVALID, "soon" },
     { { "--worker-cooldown", "3601" }, SRV_CONFIG_ERROR_INVALID, "3601" },
+    { { "--job-lease", "0.5" }, SRV_CONFIG_ERROR_INVALID, "--job-lease" },
+    { { "--job-lease", "later" }, SRV_CONFIG_ERROR_INVALID, "later" },
+    { { "--job-lease", "86401" }, SRV_CONFIG_ERROR_INVALID, "86401" },
     { { "--database", "" }, SRV_CONFIG_ERROR_INVALID, "--database" },
     { { "--database", "postgres:magpie" }, SRV_CONFIG_ERROR_INVALID, "postgresql://" },
     { { "--role", "both" }, SRV_CONFIG_ERROR_INVALID, "both" },

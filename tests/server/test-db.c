@@ -490,6 +490,22 @@ test_list_pagination (Fixture *f, gconstpointer data)
         g_assert_cmpuint (pages, <=, expected->len / limits[li] + 1);
       }
 
+  /* By key (POST /v1/s3-events removals, GET /v1/photos?key=): that photo only, and only for
+   * its owner. */
+  {
+    SrvPhotoQuery mine = { .limit = 10, .key = "users/me/007.jpg" };
+    SrvPhotoQuery theirs = { .limit = 10, .key = "users/other/010.jpg" };
+    g_autoptr(GPtrArray) found = srv_db_list_photos (f->db, me, &mine, NULL, &error);
+    g_autoptr(GPtrArray) none = NULL;
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (found->len, ==, 1);
+    g_assert_cmpstr (((SrvPhoto *) found->pdata[0])->key, ==, "users/me/007.jpg");
+    g_assert_cmpstr (((SrvPhoto *) found->pdata[0])->identity_id, ==, me);
+    none = srv_db_list_photos (f->db, me, &theirs, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (none->len, ==, 0);
+  }
   {
     SrvPhotoQuery bad_limit = { .limit = SRV_DB_LIST_LIMIT_MAX + 1 };
     SrvPhotoQuery zero_limit = { .limit = 0 };

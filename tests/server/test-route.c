@@ -16,6 +16,7 @@ test_route_fixed (void)
     { "/v1/sessions",    SRV_ROUTE_SESSIONS,    "POST" },
     { "/v1/credentials", SRV_ROUTE_CREDENTIALS, "POST" },
     { "/v1/photos",      SRV_ROUTE_PHOTOS,      "GET, POST" },
+    { "/v1/s3-events",   SRV_ROUTE_S3_EVENTS,   "POST" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)

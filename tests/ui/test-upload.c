@@ -92,11 +92,11 @@ test_upload_twenty (void)
   /* Exactly once: one PUT each, one catalog entry each, and a second drop sends nothing. */
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, N_PHOTOS);
   creds = app_test_credentials (app, server->url);
-  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->api_token), ==, N_PHOTOS);
   app_test_drop_files (window, (GFile **) files->pdata, 3);
   g_assert_true (app_test_wait (app_test_imports_done, page, 60000));
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, N_PHOTOS);
-  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, N_PHOTOS);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->api_token), ==, N_PHOTOS);
 
   /* Nothing secret on disk. The search itself is checked on a file that does hold one. */
   {
@@ -113,6 +113,7 @@ test_upload_twenty (void)
   g_assert_cmpuint (app_files_containing (magpie_identity_get_secret (identity)), ==, 0);
   g_assert_cmpuint (app_files_containing (creds->secret_access_key), ==, 0);
   g_assert_cmpuint (app_files_containing (creds->session_token), ==, 0);
+  g_assert_cmpuint (app_files_containing (creds->api_token), ==, 0);
 
   app_test_server_stop (server);
   mp_test_rm_rf (server_dir);
@@ -196,7 +197,7 @@ test_offline_then_online (void)
   g_assert_true (app_test_all_server_done (library));
   g_assert_cmpuint (magpie_uploader_get_n_put (uploader), ==, put_before + 5);
   creds = app_test_credentials (app, server->url);
-  g_assert_cmpuint (app_test_catalog_count (server->url, creds->session_token), ==, 5);
+  g_assert_cmpuint (app_test_catalog_count (server->url, creds->api_token), ==, 5);
 
   app_test_server_stop (server);
   mp_test_rm_rf (server_dir);
