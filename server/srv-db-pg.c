@@ -8,8 +8,9 @@
  * failures, deadlocks and a lost connection rerun the whole transaction a few times before the
  * caller sees SRV_DB_ERROR_BUSY.
  *
- * Events: ids come from MAX(id) + 1 under a transaction-scoped advisory lock, held until commit,
- * so they increase in commit order as the SSE stream needs. Each event also sends a NOTIFY in
+ * Events: ids come from a counter row (event_seq, migration 003) whose row lock is held until
+ * commit, so they increase in commit order as the SSE stream needs; the id, the event row and
+ * its NOTIFY are one statement, the last before COMMIT, so writers queue for as short as can be. Each event also sends a NOTIFY in
  * its transaction; a listener thread per process turns the notifications of other processes
  * into srv_db_events_committed() calls, so an SSE stream on an api node wakes for a tag a worker
  * node stored. This process's own events are announced right after their commit, as SQLite's
@@ -40,8 +41,8 @@
 #define PG_TXN_RETRIES 4
 #define PG_CONNECT_TIMEOUT_S "10"
 #define PG_CHANNEL "magpie_events"
-/* The advisory lock keys (any two fixed numbers no other tool of ours uses). */
-#define PG_LOCK_EVENTS 0x6d61677069650001   /* "magpie" 1: event ids in commit order */
+/* The advisory lock key (a fixed number no other tool of ours uses; "magpie" 1 was the event
+ * lock before migration 003). */
 #define PG_LOCK_MIGRATE 0x6d61677069650002  /* "magpie" 2: one node migrates at a time */
 /* The listener re-reads the events table this often even when no notification came, and
  * reconnects after this long when the server went away. */
@@ -551,22 +552,18 @@ add_event (Conn *c, SrvDb *db, SrvEventType type, const SrvPhoto *photo, GError 
   Pg *self = srv_db_backend (db);
   g_autofree char *data = srv_photo_to_json (photo);
   g_autoptr(PGresult) r = NULL;
-  Params lock = { 0 };
   Params p = { 0 };
   PendingEvent pending;
 
-  /* Held to commit: the next writer's MAX(id) sees this event, so ids follow commit order. */
-  p_int (&lock, PG_LOCK_EVENTS);
-  if (!exec (c, "SELECT pg_advisory_xact_lock($1)", &lock, error))
-    return FALSE;
+  /* The counter row stays locked to commit: the next writer's id is higher and commits later. */
   p_text (&p, photo->identity_id);
   p_text (&p, srv_event_type_to_string (type));
   p_text (&p, data);
   p_int (&p, srv_db_now (db));
   p_text (&p, self->origin);
-  r = query (c, "WITH e AS (INSERT INTO events (id, identity_id, type, data, created_at) "
-                "SELECT COALESCE(MAX(id), 0) + 1, $1::text, $2::text, $3::text, $4::bigint "
-                "FROM events RETURNING id) "
+  r = query (c, "WITH s AS (UPDATE event_seq SET id = id + 1 RETURNING id), "
+                "e AS (INSERT INTO events (id, identity_id, type, data, created_at) "
+                "SELECT s.id, $1::text, $2::text, $3::text, $4::bigint FROM s RETURNING id) "
                 "SELECT id, pg_notify('" PG_CHANNEL "', $5::text || ' ' || $1::text || ' ' || id) "
                 "FROM e",
              &p, error);
@@ -1031,14 +1028,16 @@ register_photo_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   g_autofree char *job_id = NULL;
   Params p = { 0 };
   Params by_key = { 0 };
-  Params job = { 0 };
   gint64 now = srv_db_now (db);
 
   g_clear_pointer (&op->out, srv_photo_free);
   op->created = FALSE;
 
   /* ON CONFLICT waits out a concurrent registration of the same key and then yields to it,
-   * so two nodes registering one upload still make one photo. */
+   * so two nodes registering one upload still make one photo. The photo and its job are one
+   * statement, and the new photo is not read back (it is what was inserted, with no tags):
+   * under a burst each round trip to a busy client is what a registration waits for. */
+  job_id = srv_db_new_id ();
   p_text (&p, in->id);
   p_text (&p, in->identity_id);
   p_text (&p, in->key);
@@ -1048,10 +1047,16 @@ register_photo_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   p_int (&p, in->height);
   p_text (&p, in->sha256);
   p_int (&p, in->created_at);
-  inserted = query (c, "INSERT INTO photos (id, identity_id, key, size, content_type, width, "
-                       "height, sha256, state, created_at) "
+  p_text (&p, job_id);
+  p_int (&p, SRV_DB_JOB_MAX_ATTEMPTS);
+  p_int (&p, now);
+  inserted = query (c, "WITH p AS (INSERT INTO photos (id, identity_id, key, size, "
+                       "content_type, width, height, sha256, state, created_at) "
                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9) "
-                       "ON CONFLICT (key) DO NOTHING", &p, error);
+                       "ON CONFLICT (key) DO NOTHING RETURNING id) "
+                       "INSERT INTO jobs (id, photo_id, state, attempts, max_attempts, "
+                       "not_before, created_at, updated_at) "
+                       "SELECT $10, id, 'queued', 0, $11, $12, $12, $12 FROM p", &p, error);
   if (inserted == NULL)
     {
       if (g_error_matches (*error, SRV_DB_ERROR, SRV_DB_ERROR_NOT_FOUND))
@@ -1083,18 +1088,19 @@ register_photo_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
       return op->out != NULL;
     }
 
-  job_id = srv_db_new_id ();
-  p_text (&job, job_id);
-  p_text (&job, in->id);
-  p_int (&job, SRV_DB_JOB_MAX_ATTEMPTS);
-  p_int (&job, now);
-  if (!exec (c, "INSERT INTO jobs (id, photo_id, state, attempts, max_attempts, not_before, "
-                "created_at, updated_at) VALUES ($1, $2, 'queued', 0, $3, $4, $4, $4)",
-             &job, error))
-    return FALSE;
-
-  op->out = load_photo (c, NULL, in->id, FALSE, error);
-  if (op->out == NULL || !add_event (c, db, SRV_EVENT_PHOTO_CREATED, op->out, error))
+  op->out = g_new0 (SrvPhoto, 1);
+  op->out->id = g_strdup (in->id);
+  op->out->identity_id = g_strdup (in->identity_id);
+  op->out->key = g_strdup (in->key);
+  op->out->size = in->size;
+  op->out->content_type = g_strdup (in->content_type);
+  op->out->width = in->width;
+  op->out->height = in->height;
+  op->out->sha256 = g_strdup (in->sha256);
+  op->out->state = SRV_PHOTO_QUEUED;
+  op->out->created_at = in->created_at;
+  op->out->tags = srv_tag_array_new ();
+  if (!add_event (c, db, SRV_EVENT_PHOTO_CREATED, op->out, error))
     return FALSE;
   op->created = TRUE;
   return TRUE;
@@ -1305,11 +1311,11 @@ mark_dead (Conn *c, SrvDb *db, const char *job_id, const char *photo_id, const c
   p_text (&photo, photo_id);
   p_text (&photo, message);
   if (!exec (c, "UPDATE photos SET state = 'failed', error = $2 "
-                "WHERE id = $1 AND tagged_at IS NULL", &photo, error) ||
-      !bump_counter (c, "dead", 1, error))
+                "WHERE id = $1 AND tagged_at IS NULL", &photo, error))
     return FALSE;
   loaded = load_photo (c, NULL, photo_id, FALSE, error);
-  return loaded != NULL && add_event (c, db, SRV_EVENT_PHOTO_FAILED, loaded, error);
+  return loaded != NULL && bump_counter (c, "dead", 1, error) &&
+         add_event (c, db, SRV_EVENT_PHOTO_FAILED, loaded, error);
 }
 
 typedef struct {
@@ -1518,11 +1524,12 @@ complete_job_txn (Conn *c, SrvDb *db, gpointer data, GError **error)
   p_text (&photo, op->model);
   p_int (&photo, now);
   if (!exec (c, "UPDATE photos SET state = 'tagged', model = $2, tagged_at = $3, error = NULL "
-                "WHERE id = $1", &photo, error) ||
-      !bump_counter (c, "done", 1, error))
+                "WHERE id = $1", &photo, error))
     return FALSE;
+  /* Every completion locks the "done" counter and the event counter to commit: both last. */
   tagged = load_photo (c, NULL, photo_id, FALSE, error);
-  if (tagged == NULL || !add_event (c, db, SRV_EVENT_PHOTO_TAGGED, tagged, error))
+  if (tagged == NULL || !bump_counter (c, "done", 1, error) ||
+      !add_event (c, db, SRV_EVENT_PHOTO_TAGGED, tagged, error))
     return FALSE;
   op->applied = TRUE;
   return TRUE;

@@ -16,7 +16,11 @@
 #   - in the end, from the catalog itself: every photo tagged, one tag set and one
 #     photo.tagged event each, every job done, every object still in moto.
 #
-# Usage: test-multinode.py [--photos N]   (default 100; the slow suite runs 500)
+# Usage: test-multinode.py [--photos N]   (default 100; meson runs 500)
+#        test-multinode.py --photos N --throughput K [--worker-threads T]
+# The second form measures instead (BENCHMARKS.md): N photos registered with no worker running,
+# then K worker processes of T workers each started at once, timed until every tag is on A's
+# stream; no kill. The end checks are the same.
 import argparse
 import hashlib
 import json
@@ -29,12 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mp_check import check, failures, forget_aws_environment, skip  # noqa: E402
+import mp_magpied  # noqa: E402
 from mp_magpied import Server  # noqa: E402
 
 forget_aws_environment()
@@ -53,6 +57,8 @@ if PSQL is None:
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--photos", type=int, default=100)
+parser.add_argument("--throughput", type=int, default=0, metavar="K")
+parser.add_argument("--worker-threads", type=int, default=1, metavar="T")
 ARGS = parser.parse_args()
 N = ARGS.photos
 SLOWDOWN = max(1, int(os.environ.get("MAGPIE_TEST_SLOWDOWN", "1")))
@@ -73,21 +79,7 @@ def sql(text):
 
 
 def call(method, url, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = "Bearer " + token
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60 * SLOWDOWN) as r:
-            raw = r.read()
-            return r.status, (json.loads(raw) if raw else None)
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return e.code, json.loads(raw or b"null")
-        except ValueError:
-            return e.code, raw
+    return mp_magpied.call(method, url, body, token, timeout=60 * SLOWDOWN)
 
 
 class EventStream(threading.Thread):
@@ -166,8 +158,10 @@ def main():
         # A first, alone: it migrates the catalog and writes the keyring the others read.
         api_a = start("api-a", "api")
         api_b = start("api-b", "api")
-        workers = [start("worker-%d" % i, "worker", "--workers", "2:2",
-                         "--job-lease", str(LEASE_S)) for i in (1, 2, 3)]
+        workers = []
+        if not ARGS.throughput:
+            workers = [start("worker-%d" % i, "worker", "--workers", "2:2",
+                             "--job-lease", str(LEASE_S)) for i in (1, 2, 3)]
         print("# fleet up in %.1f s: A %s, B %s, workers %s" % (
             time.time() - started, api_a.url, api_b.url, [w.proc.pid for w in workers]))
         for node in nodes:
@@ -225,23 +219,29 @@ def main():
 
         # Kill worker 3 while it holds leased jobs (the batch it is working on), once a
         # quarter of the photos are in and the fleet is busy.
-        victim = workers[2]
-        owner_like = "%%:%d/%%" % victim.proc.pid
+        victim = workers[2] if workers else None
+        owner_like = "%%:%d/%%" % victim.proc.pid if victim else ""
         killed_at, orphans = None, []
         deadline = time.time() + (60 + N) * SLOWDOWN
-        while time.time() < deadline:
+        while victim and time.time() < deadline:
             with lock:
                 if len(registered) + len(errors) >= N // 4:
                     break
             time.sleep(0.05)
-        # Frozen first (SIGSTOP), so what the catalog says it holds is what it holds when the
-        # SIGKILL lands; a moment lets a commit already on the wire arrive. Holding nothing, it
-        # goes on (SIGCONT) and is caught again a little later.
-        while time.time() < deadline:
+        # Once the catalog shows it holding jobs, it is frozen (SIGSTOP), so what the catalog
+        # says it holds is what it holds when the SIGKILL lands; a moment lets a commit already
+        # on the wire arrive. Holding nothing by then, it goes on (SIGCONT).
+        def held_by_victim():
+            return int(sql("SELECT count(*) FROM jobs WHERE state = 'leased' AND lease_owner "
+                           "LIKE '%s'" % owner_like)[0][0])
+
+        while victim and time.time() < deadline:
+            if held_by_victim() == 0:
+                time.sleep(0.02)
+                continue
             os.kill(victim.proc.pid, signal.SIGSTOP)
             time.sleep(0.3)
-            held = int(sql("SELECT count(*) FROM jobs WHERE state = 'leased' AND lease_owner "
-                           "LIKE '%s'" % owner_like)[0][0])
+            held = held_by_victim()
             if held > 0:
                 os.kill(victim.proc.pid, signal.SIGKILL)
                 killed_at = time.time()
@@ -249,7 +249,8 @@ def main():
                 break
             os.kill(victim.proc.pid, signal.SIGCONT)
             time.sleep(0.05)
-        check(killed_at is not None, "worker 3 leased jobs and was SIGKILLed holding them")
+        if victim:
+            check(killed_at is not None, "worker 3 leased jobs and was SIGKILLed holding them")
         if killed_at is not None:
             # Its connections are gone: a transaction it had open is rolled back by now.
             orphans = [r[0] for r in sql("SELECT id FROM jobs WHERE state = 'leased' AND "
@@ -271,8 +272,16 @@ def main():
         check(len(registered) == N, "%d photos registered, %d distinct ids"
               % (N, len(registered)))
 
+        if ARGS.throughput:
+            check(events.tagged.empty(), "nothing tagged before a worker runs")
+            workers_at = time.time()
+            workers = [start("worker-%d" % i, "worker", "--workers", "%d:%d" % (
+                ARGS.worker_threads, ARGS.worker_threads)) for i in range(1, ARGS.throughput + 1)]
+            print("# %d worker processes of %d workers each up in %.1f s"
+                  % (ARGS.throughput, ARGS.worker_threads, time.time() - workers_at))
+
         # Every photo.tagged on A's stream, and nothing twice.
-        seen, duplicates, last_at = {}, 0, None
+        seen, duplicates, last_at, tag_times = {}, 0, None, []
         deadline = time.time() + (60 + N) * SLOWDOWN
         while len(seen) < len(registered) and time.time() < deadline:
             try:
@@ -282,6 +291,7 @@ def main():
             if data["id"] in seen:
                 duplicates += 1
             seen[data["id"]] = data
+            tag_times.append((at, data["id"]))
             last_at = at
         extra_wait = time.time() + 2
         while time.time() < extra_wait:  # a duplicate would come right behind
@@ -290,7 +300,15 @@ def main():
                 duplicates += data["id"] in seen
             except queue.Empty:
                 pass
-        if last_at is not None:
+        if ARGS.throughput and last_at is not None:
+            first_at = min(t for t, _ in tag_times) if tag_times else last_at
+            print("# THROUGHPUT %d worker process(es) x %d: %d photos tagged in %.1f s from "
+                  "starting them: %.2f photos/s (%.2f photos/s from the first tag to the last); "
+                  "load average %s" % (ARGS.throughput, ARGS.worker_threads, len(seen),
+                                       last_at - workers_at, len(seen) / (last_at - workers_at),
+                                       (len(seen) - 1) / max(0.001, last_at - first_at),
+                                       " ".join(open("/proc/loadavg").read().split()[:3])))
+        elif last_at is not None:
             print("# all tags on A's stream %.1f s after the first upload, %.1f s after the "
                   "last registration (%.1f photos/s overall)"
                   % (last_at - upload_started, last_at - upload_started - upload_s,
