@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "magpie-client-error.h"
+#include "mp-image.h"
 
 #define MAGPIE_OUTBOX_COPY_CHUNK (256 * 1024)
 /* First retry after 2 s, doubling up to 10 min: a server that is down for maintenance is not
@@ -288,6 +289,7 @@ copy_thread (GTask        *task,
   g_autoptr(GFile) final = NULL;
   g_autofree char *final_path = NULL;
   GdkPixbufFormat *format;
+  g_autofree char *format_name = NULL;
   FILE *out = NULL;
   gssize n;
 
@@ -346,12 +348,27 @@ copy_thread (GTask        *task,
       return;
     }
 
+  /* The header only: what the file is and how large it says it is. Only the formats the
+   * server and the thumbnailer decode (mp-image.h) count as photos, and a photo no one could
+   * decode within the limits is turned away here with the reason, not stored to fail later. */
   format = gdk_pixbuf_get_file_info (temp_path, &job->width, &job->height);
-  if (format == NULL || job->width <= 0 || job->height <= 0)
+  format_name = format != NULL ? gdk_pixbuf_format_get_name (format) : NULL;
+  if (format == NULL || job->width <= 0 || job->height <= 0 ||
+      !mp_image_format_is_decoded (format_name))
     {
       g_unlink (temp_path);
       g_task_return_new_error (task, MAGPIE_CLIENT_ERROR, MAGPIE_CLIENT_ERROR_NOT_AN_IMAGE,
                                _("“%s” is not an image"), job->name);
+      return;
+    }
+  if ((gint64) job->width * job->height > MP_IMAGE_MAX_PIXELS_DEFAULT)
+    {
+      g_unlink (temp_path);
+      /* Translators: a file name, its width and height, and the limit */
+      g_task_return_new_error (task, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS,
+                               _("“%s” is %d×%d pixels, over the limit of %d megapixels"),
+                               job->name, job->width, job->height,
+                               MP_IMAGE_MAX_PIXELS_DEFAULT / 1000000);
       return;
     }
 

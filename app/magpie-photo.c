@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "mp-image.h"
 #include "nn-labels.h"
 
 /* Large enough for a 200 px tile on a 2x display without a visible blur. */
@@ -506,6 +507,14 @@ magpie_photo_get_thumbnail (MagpiePhoto *self)
   return self->thumbnail;
 }
 
+/* TRUE once making the thumbnail failed (the reason went to the log): the photo shows none. */
+gboolean
+magpie_photo_get_thumbnail_failed (MagpiePhoto *self)
+{
+  g_return_val_if_fail (MAGPIE_IS_PHOTO (self), FALSE);
+  return self->thumbnail_failed;
+}
+
 typedef struct {
   char *path;
   char *cache_path;
@@ -520,7 +529,9 @@ thumbnail_job_free (ThumbnailJob *job)
 }
 
 /* Thread: the cached thumbnail, or a new one decoded at its small size (JPEG decodes at 1/2,
- * 1/4, 1/8 scale directly), turned upright and written back to the cache. */
+ * 1/4, 1/8 scale directly), turned upright and written back to the cache. The photo is
+ * decoded as the server decodes it (mp-image.h): the six photo formats only, within the
+ * pixel limit, a truncated file refused rather than shown with grey rows. */
 static void
 thumbnail_thread (GTask        *task,
                   gpointer      source_object,
@@ -530,9 +541,13 @@ thumbnail_thread (GTask        *task,
   ThumbnailJob *job = task_data;
   g_autoptr(GdkPixbuf) pixbuf = NULL;
   g_autoptr(GdkPixbuf) upright = NULL;
+  g_autoptr(MpImage) image = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *png = NULL;
   gsize png_size = 0;
+  MpImageLimits limits;
+  int w, h;
+  double f;
 
   if (job->cache_path != NULL)
     pixbuf = gdk_pixbuf_new_from_file (job->cache_path, NULL);
@@ -542,14 +557,23 @@ thumbnail_thread (GTask        *task,
       return;
     }
 
-  pixbuf = gdk_pixbuf_new_from_file_at_scale (job->path, MAGPIE_THUMBNAIL_SIZE,
-                                              MAGPIE_THUMBNAIL_SIZE, TRUE, &error);
-  if (pixbuf == NULL)
+  mp_image_limits_init (&limits);
+  /* A local file, mapped: its pixels are what costs memory, and those are bounded. */
+  limits.max_bytes = G_MAXSIZE;
+  limits.work_side = MAGPIE_THUMBNAIL_SIZE;
+  image = mp_image_load_file (job->path, &limits, &error);
+  if (image == NULL)
     {
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  upright = gdk_pixbuf_apply_embedded_orientation (pixbuf);
+  /* Upright already, the shorter side at most the thumbnail's: now the longer one too. */
+  w = gdk_pixbuf_get_width (image->pixbuf);
+  h = gdk_pixbuf_get_height (image->pixbuf);
+  f = MIN (1.0, (double) MAGPIE_THUMBNAIL_SIZE / MAX (w, h));
+  upright = f < 1.0 ? gdk_pixbuf_scale_simple (image->pixbuf, MAX (1, (int) (w * f + 0.5)),
+                                               MAX (1, (int) (h * f + 0.5)), GDK_INTERP_BILINEAR)
+                    : g_object_ref (image->pixbuf);
 
   if (job->cache_path != NULL)
     {

@@ -80,5 +80,6 @@ char             *magpie_photo_describe_state     (MagpiePhoto      *self);
 GdkTexture       *magpie_photo_get_thumbnail      (MagpiePhoto      *self);
 void              magpie_photo_ensure_thumbnail   (MagpiePhoto      *self,
                                                    const char       *cache_dir);
+gboolean          magpie_photo_get_thumbnail_failed (MagpiePhoto    *self);
 
 G_END_DECLS

@@ -62,6 +62,15 @@ static const struct {
 
 #define MP_IMAGE_FORMATS_TEXT "JPEG, PNG, WebP, GIF, TIFF or BMP"
 
+gboolean
+mp_image_format_is_decoded (const char *name)
+{
+  for (gsize i = 0; name != NULL && i < G_N_ELEMENTS (raster_formats); i++)
+    if (strcmp (raster_formats[i].name, name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 static const char *
 sniff_format (const guint8 *data,
               gsize         length)
@@ -78,24 +87,85 @@ sniff_format (const guint8 *data,
   return NULL;
 }
 
-/* gdk-pixbuf's BMP loader sizes its header buffer from the header's own size field before it
- * checks anything: a 60-byte file asked for 4 GB (found by tests/fuzz/fuzz-image). The
- * Windows and OS/2 bitmap headers come in these sizes only. */
+/* gdk-pixbuf's BMP loader sizes its buffers from the header's own fields before it checks
+ * anything: a 60-byte file whose header size said 4 GB asked for 4 GB, and a 58-byte one whose
+ * pixel data offset said 2 GB asked for 2 GB (both found by tests/fuzz/fuzz-image). The
+ * Windows and OS/2 bitmap headers come in these sizes only, and the pixels start inside the
+ * file. */
 static gboolean
 bmp_header_plausible (const guint8 *data,
                       gsize         length)
 {
   static const guint32 sizes[] = { 12, 16, 40, 52, 56, 64, 108, 124 };
-  guint32 size;
+  guint32 size, offset;
 
   if (length < 18)
     return FALSE;
   size = (guint32) data[14] | (guint32) data[15] << 8 | (guint32) data[16] << 16 |
          (guint32) data[17] << 24;
+  offset = (guint32) data[10] | (guint32) data[11] << 8 | (guint32) data[12] << 16 |
+           (guint32) data[13] << 24;
+  if (offset > length)
+    return FALSE;
   for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
     if (size == sizes[i])
       return TRUE;
   return FALSE;
+}
+
+/* The data sub-blocks at @p (a length byte, that many bytes, ..., a 0): where they end. */
+static gsize
+gif_skip_blocks (const guint8 *data,
+                 gsize         length,
+                 gsize         p)
+{
+  while (p < length && data[p] != 0)
+    p += (gsize) data[p] + 1;
+  return p + 1;
+}
+
+/* gdk-pixbuf's GIF loader makes a pixbuf the size of each frame's descriptor without checking
+ * it against anything: a frame 0 pixels wide made GLib log a critical (fatal where criticals
+ * are) and the decode fail with "Not enough memory" (found by tests/fuzz/fuzz-image), and the
+ * size-prepared check sees only the logical screen, not the frames. So every frame is looked
+ * at first, walking the blocks as the loader does (bytes that start no block are skipped). */
+static gboolean
+gif_frames_plausible (const guint8 *data,
+                      gsize         length,
+                      gint64        max_pixels,
+                      int          *width,
+                      int          *height)
+{
+  gsize p = 13;
+
+  if (length < 13)
+    return TRUE;   /* the loader's own error: truncated */
+  if (data[10] & 0x80)
+    p += (gsize) 3 << ((data[10] & 7) + 1);   /* the global colour table */
+  while (p < length && data[p] != 0x3b)
+    {
+      if (data[p] == 0x21)            /* extension: its label, then sub-blocks */
+        p = gif_skip_blocks (data, length, p + 2);
+      else if (data[p] == 0x2c)       /* image descriptor */
+        {
+          guint8 flags;
+
+          if (p + 10 > length)
+            return TRUE;
+          *width = data[p + 5] | data[p + 6] << 8;
+          *height = data[p + 7] | data[p + 8] << 8;
+          if (*width == 0 || *height == 0 || (gint64) *width * *height > max_pixels)
+            return FALSE;
+          flags = data[p + 9];
+          p += 10;
+          if (flags & 0x80)
+            p += (gsize) 3 << ((flags & 7) + 1);   /* a local colour table */
+          p = gif_skip_blocks (data, length, p + 1);   /* past the LZW code size */
+        }
+      else
+        p++;
+    }
+  return TRUE;
 }
 
 static void
@@ -204,6 +274,7 @@ mp_image_decode (const guint8        *data,
   const char *sniffed;
   GdkPixbuf *raw;
   Probe probe = { limits, NULL, 0, 0, FALSE, 0, 0 };
+  int frame_width = 0, frame_height = 0;
   gboolean ok = TRUE;
 
   g_return_val_if_fail (data != NULL || length == 0, NULL);
@@ -233,6 +304,14 @@ mp_image_decode (const guint8        *data,
     {
       g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT,
                    "cannot decode the bmp image: its header is damaged");
+      return NULL;
+    }
+  if (strcmp (sniffed, "gif") == 0 &&
+      !gif_frames_plausible (data, length, limits->max_pixels, &frame_width, &frame_height))
+    {
+      g_set_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS,
+                   "the gif image has a frame of %dx%d pixels, empty or over the limit of %"
+                   G_GINT64_FORMAT " pixels", frame_width, frame_height, limits->max_pixels);
       return NULL;
     }
   loader = gdk_pixbuf_loader_new_with_type (sniffed, &local_error);

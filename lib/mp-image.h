@@ -56,6 +56,9 @@ MpImage *mp_image_decode       (const guint8        *data,
 MpImage *mp_image_load_file    (const char          *path,
                                 const MpImageLimits *limits,
                                 GError             **error);
+/* Whether mp_image_decode() decodes the format gdk-pixbuf calls @name ("jpeg", "png", ...):
+ * for code that learns a file's format from gdk_pixbuf_get_file_info() first. */
+gboolean mp_image_format_is_decoded (const char *name);
 void     mp_image_free         (MpImage             *image);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MpImage, mp_image_free)

@@ -10,15 +10,26 @@
 #   MAGPIE_BENCH   magpie-bench to run (default build/tools/magpie-bench/magpie-bench);
 #                  called as: magpie-bench --model F.onnx --batch N --threads N --seconds S
 #   NN_BENCH_SECONDS  timed seconds per run (default 10)
+#   NN_BENCH_MODELS   models to run (default "resnet18 mobilenet_v2 squeezenet1_1")
+#   NN_BENCH_BATCHES  batch sizes (default "1 8")
+#   NN_BENCH_QUIET_WAIT  seconds each row waits for an idle second first (default 60)
+#   NN_BENCH_WINOGRAD_AB=1  also a "magpie-direct" row per model and batch: magpie-bench with
+#                  MAGPIE_NN_WINOGRAD=0 (no Winograd convolutions), right after the default
+#                  one, so one run shows what Winograd changes beside the peers.
+# e.g. only the resnet18 batch 1 rows, Winograd on and off:
+#   NN_BENCH_MODELS=resnet18 NN_BENCH_BATCHES=1 NN_BENCH_WINOGRAD_AB=1 tools/nn-bench-table.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 peer=("/usr/bin/python3" "$root/tools/nn-peer.py")
 magpie_bench=${MAGPIE_BENCH:-$root/build/tools/magpie-bench/magpie-bench}
 seconds=${NN_BENCH_SECONDS:-10}
+quiet_wait=${NN_BENCH_QUIET_WAIT:-60}
 threads=2
-models=(resnet18 mobilenet_v2 squeezenet1_1)
-batches=(1 8)
+read -r -a models <<<"${NN_BENCH_MODELS:-resnet18 mobilenet_v2 squeezenet1_1}"
+read -r -a batches <<<"${NN_BENCH_BATCHES:-1 8}"
+variants=(magpie)
+[ "${NN_BENCH_WINOGRAD_AB:-0}" = 1 ] && variants+=(magpie-direct)
 peers=(opencv torch-jit torch-eager)
 # OpenBLAS 0.3.21 takes this machine's AVX-512 CPU for Haswell; every engine gets the same
 # kernels Magpie's own tests run with.
@@ -54,7 +65,7 @@ for model in "${models[@]}"; do
       for attempt in 1 2 3; do
         echo "nn-bench-table: $model batch $batch $engine (attempt $attempt)" >&2
         "${peer[@]}" bench --engine "$engine" --model "$file" --batch "$batch" \
-          --threads "$threads" --seconds "$seconds" --quiet-wait 60 \
+          --threads "$threads" --seconds "$seconds" --quiet-wait "$quiet_wait" \
           >"$tmp/row.json" 2>"$tmp/row.err" || {
           cat "$tmp/row.err" >&2
           exit 1
@@ -73,20 +84,38 @@ row = json.load(sys.stdin)
 row["noisy"] = os.environ["NOISY"] == "true"
 print(json.dumps(row))' <"$tmp/row.json" >>"$results"
     done
-    if [ "$with_magpie" = 1 ]; then
-      echo "nn-bench-table: $model batch $batch magpie" >&2
-      # A model Magpie cannot run yet is a row that says so, not the end of the table.
-      if ! out=$("$magpie_bench" --model "$tmp/$model.onnx" --batch "$batch" \
-                   --threads "$threads" --seconds "$seconds"); then
-        out='{"failed": true}'
-      fi
-      printf '%s\n' "$out" | MODEL=$model BATCH=$batch THREADS=$threads /usr/bin/python3 -c '
+    for variant in "${variants[@]}"; do
+      [ "$with_magpie" = 1 ] || break
+      wino=()
+      [ "$variant" = magpie-direct ] && wino=(env MAGPIE_NN_WINOGRAD=0)
+      # The same quiet wait, noise check and retries as the peers get.
+      noisy=false
+      for attempt in 1 2 3; do
+        echo "nn-bench-table: $model batch $batch $variant (attempt $attempt)" >&2
+        # A model Magpie cannot run yet is a row that says so, not the end of the table.
+        if ! out=$("${peer[@]}" timed --quiet-wait "$quiet_wait" -- "${wino[@]}" "$magpie_bench" \
+                     --model "$tmp/$model.onnx" --batch "$batch" --threads "$threads" \
+                     --seconds "$seconds" 2>"$tmp/row.err"); then
+          cat "$tmp/row.err" >&2
+          out='{"failed": true}'
+          break
+        fi
+        noisy=false
+        if grep -q '^nn-peer: noisy:' "$tmp/row.err"; then
+          noisy=true
+          grep '^nn-peer: noisy:' "$tmp/row.err" >&2
+          [ "$attempt" -lt 3 ] && continue
+        fi
+        break
+      done
+      printf '%s\n' "$out" | MODEL=$model BATCH=$batch THREADS=$threads NOISY=$noisy ENGINE=$variant \
+        /usr/bin/python3 -c '
 import json, os, sys
 row = json.loads(sys.stdin.read())
-row.update(engine="magpie", model=os.environ["MODEL"], batch=int(os.environ["BATCH"]),
-           threads=int(os.environ["THREADS"]))
+row.update(engine=os.environ["ENGINE"], model=os.environ["MODEL"], batch=int(os.environ["BATCH"]),
+           threads=int(os.environ["THREADS"]), noisy=os.environ["NOISY"] == "true")
 print(json.dumps(row))' >>"$results"
-    fi
+    done
   done
 done
 
@@ -98,7 +127,7 @@ ips = {(r["model"], r["batch"], r["engine"]): r.get("images_per_second") for r i
 
 def ratio(row, peer):
     base = ips.get((row["model"], row["batch"], peer))
-    if row["engine"] != "magpie" or row.get("failed") or not base:
+    if not row["engine"].startswith("magpie") or row.get("failed") or not base:
         return ""
     return f"{row['images_per_second'] / base:.2f}×"
 
@@ -112,7 +141,7 @@ print("| model | batch | engine | images/s | p50 ms | p95 ms | peak RSS MB "
 print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r.get("failed"):
-        print(f"| {r['model']} | {r['batch']} | magpie | failed | | | | | |")
+        print(f"| {r['model']} | {r['batch']} | {r['engine']} | failed | | | | | |")
         continue
     engine = r["engine"] + (" *" if r.get("noisy") else "")
     print(f"| {r['model']} | {r['batch']} | {engine} | {r['images_per_second']:.1f} "

@@ -9,6 +9,7 @@ torchvision models as magpie-bench and magpie-infer, on the same machine:
   bench    time one engine; prints the JSON object magpie-bench prints, plus "engine"
   run      one forward pass on a given tensor (.npy or ONNX TensorProto .pb) -> .npy
   compare  max abs / max relative difference of two outputs (.npy, .pb or JSON)
+  timed    run a benchmark command (magpie-bench) under bench's quiet wait and noise check
 
 Needs Debian's python3-torch, python3-torchvision, python3-opencv, python3-onnx and
 python3-numpy (tools/deps.sh), so run it with /usr/bin/python3. Heavy modules are
@@ -22,6 +23,7 @@ import json
 import mmap
 import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -316,12 +318,13 @@ def cmd_export(args):
 
 
 def cpu_snapshot():
-    """(wall s, busy CPU s of the whole machine, CPU s of this process) for contention checks."""
+    """(wall s, busy CPU s of the whole machine, CPU s of this process and its finished
+    children) for contention checks."""
     with open("/proc/stat") as f:
         user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
     me = os.times()
     busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-    return time.perf_counter(), busy, me.user + me.system
+    return time.perf_counter(), busy, me.user + me.system + me.children_user + me.children_system
 
 
 def others_share(before, after):
@@ -330,6 +333,22 @@ def others_share(before, after):
     wall = after[0] - before[0]
     others = (after[1] - before[1]) - (after[2] - before[2])
     return max(0.0, others / (wall * os.cpu_count()))
+
+
+def wait_for_quiet(seconds):
+    """On a shared machine, start in a lull rather than in the middle of someone's build."""
+    wait_until = time.perf_counter() + seconds
+    while time.perf_counter() < wait_until:
+        before = cpu_snapshot()
+        time.sleep(1.0)
+        if others_share(before, cpu_snapshot()) <= NOISY_SHARE:
+            break
+
+
+def report_noise(share):
+    if share > NOISY_SHARE:
+        print(f"nn-peer: noisy: other processes used {share:.0%} of the CPUs while timing",
+              file=sys.stderr)
 
 
 def cmd_bench(args):
@@ -342,13 +361,7 @@ def cmd_bench(args):
                                                               dtype=np.float32)
     infer = load_engine(args.engine, args.model, args.torch_model, args.seed, args.threads, x)
 
-    # On a shared machine, start in a lull rather than in the middle of someone's build.
-    wait_until = time.perf_counter() + args.quiet_wait
-    while time.perf_counter() < wait_until:
-        before = cpu_snapshot()
-        time.sleep(1.0)
-        if others_share(before, cpu_snapshot()) <= NOISY_SHARE:
-            break
+    wait_for_quiet(args.quiet_wait)
 
     # Warm-up: first runs allocate, pack weights and (TorchScript) profile and re-optimise.
     warm_until = time.perf_counter() + args.warmup
@@ -368,10 +381,7 @@ def cmd_bench(args):
         if t1 - start >= args.seconds and len(times) >= 3:
             break
 
-    share = others_share(snapshot, cpu_snapshot())
-    if share > NOISY_SHARE:
-        print(f"nn-peer: noisy: other processes used {share:.0%} of the CPUs while timing",
-              file=sys.stderr)
+    report_noise(others_share(snapshot, cpu_snapshot()))
 
     meta = read_metadata(args.model)
     name = meta.get(META_PREFIX + "torch_model") or os.path.splitext(os.path.basename(args.model))[0]
@@ -396,6 +406,20 @@ def cmd_run(args):
     x = as_input(load_tensor(args.input), args.input)
     infer = load_engine(args.engine, args.model, args.torch_model, args.seed, args.threads, x)
     np.save(args.out, np.asarray(infer(x), dtype=np.float32))
+
+
+def cmd_timed(args):
+    """magpie-bench times itself; this gives its run the quiet wait and the noise report the
+    peers get, so a table's rows are judged alike. The command's own load and warm-up count
+    in the window, which only makes the check stricter."""
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        die("timed: give the command after --")
+    wait_for_quiet(args.quiet_wait)
+    snapshot = cpu_snapshot()
+    status = subprocess.run(cmd).returncode
+    report_noise(others_share(snapshot, cpu_snapshot()))
+    sys.exit(status)
 
 
 def cmd_compare(args):
@@ -466,6 +490,13 @@ def main():
     p.add_argument("--out", required=True, help=".npy for the first output")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("timed", help="run a benchmark command with bench's quiet wait and "
+                       "noise check")
+    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to this long for a second in which other processes are idle")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    p.set_defaults(func=cmd_timed)
 
     p = sub.add_parser("compare", help="max abs and relative difference of two outputs")
     p.add_argument("a", metavar="A", help=".npy, .pb or .json")

@@ -573,19 +573,27 @@ nn_plan_run (NnPlan *plan, const NnTensor *inputs, int n_inputs, const NnExec *e
 }
 
 /* MAGPIE_NN_PROFILE=1: time every step and print the totals per op and kernel when the
- * plan goes away */
-static gboolean
-profiling (void)
+ * plan goes away; MAGPIE_NN_PROFILE=2 also prints every step with its output shape. */
+static int
+profile_level (void)
 {
   static gsize once;
-  static gboolean on;
+  static int level;
 
   if (g_once_init_enter (&once))
     {
-      on = g_strcmp0 (g_getenv ("MAGPIE_NN_PROFILE"), "1") == 0;
+      const char *v = g_getenv ("MAGPIE_NN_PROFILE");
+
+      level = g_strcmp0 (v, "1") == 0 ? 1 : g_strcmp0 (v, "2") == 0 ? 2 : 0;
       g_once_init_leave (&once, 1);
     }
-  return on;
+  return level;
+}
+
+static gboolean
+profiling (void)
+{
+  return profile_level () > 0;
 }
 
 static void
@@ -603,6 +611,19 @@ print_profile (NnPlan *plan)
       gint64 t = GPOINTER_TO_SIZE (g_hash_table_lookup (totals, k)) + st->time_us;
 
       g_hash_table_replace (totals, k, GSIZE_TO_POINTER (t));
+      if (profile_level () == 2)
+        {
+          const NnTensor *o = st->out[0];
+
+          g_printerr ("step %3u %-20s %-14s %-28s out %ldx%ldx%ldx%ld %10.1f ms\n", s,
+                      st->node ? nn_op_name (st->node->op) : "-",
+                      st->kernel_name ? st->kernel_name : "ref",
+                      st->node && st->node->name ? st->node->name : "",
+                      o && o->ndim > 0 ? (long) o->ne[0] : 0L,
+                      o && o->ndim > 1 ? (long) o->ne[1] : 0L,
+                      o && o->ndim > 2 ? (long) o->ne[2] : 0L,
+                      o && o->ndim > 3 ? (long) o->ne[3] : 0L, st->time_us / 1000.0);
+        }
     }
   g_hash_table_iter_init (&it, totals);
   while (g_hash_table_iter_next (&it, &key, &value))

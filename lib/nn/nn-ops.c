@@ -774,7 +774,8 @@ plan_matmul (NnOpCtx *c, GError **error)
         if (da != db && da != 1 && db != 1)
           return fail (c, error, "batch dims of %s and %s do not broadcast",
                        shape_str (c, a->ndim, a->ne), shape_str (c, b->ndim, b->ne));
-        p->bne[i] = MAX (da, db);
+        /* A 0 against a 1 is 0, not the larger: an empty batch stays empty. */
+        p->bne[i] = da == 1 ? db : da;
         p->sa[i] = da == 1 ? 0 : s_a;
         p->sb[i] = db == 1 ? 0 : s_b;
         s_a *= da;

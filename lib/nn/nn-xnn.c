@@ -15,6 +15,7 @@
 
 #include "nn-graph.h"
 #include "nn-ops.h"
+#include "nn-wino.h"
 
 G_STATIC_ASSERT (NN_READ_SLACK >= XNN_EXTRA_BYTES);
 
@@ -68,6 +69,12 @@ k_xnn (const NnStep *st, const NnExec *e)
   const XnnState *s = st->fast;
 
   xnn_run_operator (s->op, s->pool);
+}
+
+static void
+k_wino (const NnStep *st, const NnExec *e)
+{
+  nn_wino_run (st->fast);
 }
 
 static gboolean
@@ -651,8 +658,26 @@ nn_xnn_rewrite (NnPlan *plan, int n_threads)
         flags = XNN_FLAG_YIELD_WORKERS;
       if (is_op (st, "Conv"))
         {
+          const NnConvParams *p = (const NnConvParams *) st->p.bytes;
+          int m = nn_wino_pick (p);
+          NnWino *w;
+
           take_activation (plan, s, &lo, &hi);
           st = &g_array_index (plan->steps, NnStep, s);
+          if (m && (w = nn_wino_new (p, st->in[1]->data,
+                                     st->n_in > 2 && st->in[2] ? st->in[2]->data : NULL, m, lo,
+                                     hi, NULL,
+                                     pool_for (plan, (double) p->N * p->M * p->out[1] *
+                                                     p->out[2] * p->C * 9),
+                                     flags ? PTHREADPOOL_FLAG_YIELD_WORKERS : 0)))
+            {
+              st->fast = w;
+              st->fast_free = nn_wino_free;
+              st->run = k_wino;
+              st->scratch_bytes = nn_wino_scratch (w);
+              st->kernel_name = m == 4 ? "wino-f4" : "wino-f2";
+              continue;
+            }
           if (!(x = make_conv (plan, st, lo, hi, flags)))
             return FALSE;
           st->kernel_name = "xnn-conv";
@@ -726,6 +751,9 @@ nn_xnn_setup (NnPlan *plan)
       XnnState *s = st->fast;
       enum xnn_status status = xnn_status_success;
 
+      if (st->run == k_wino && !nn_wino_setup (st->fast, st->in[0]->data, st->out[0]->data,
+                                               st->scratch))
+        return FALSE;
       if (st->run != k_xnn)
         continue;
       switch (s->kind)

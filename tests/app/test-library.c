@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "app-test-util.h"
 #include "magpie-client-error.h"
@@ -585,6 +586,264 @@ test_thumbnail (Fixture       *f,
   g_assert_true (g_str_has_prefix (g_dir_read_name (dir), magpie_photo_get_sha256 (photo)));
 }
 
+static gboolean
+thumbnail_settled (gpointer user_data)
+{
+  return magpie_photo_get_thumbnail (user_data) != NULL ||
+         magpie_photo_get_thumbnail_failed (user_data);
+}
+
+static gint64
+vm_hwm_kb (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
+  line = strstr (status, "\nVmHWM:");
+  g_assert_nonnull (line);
+  return g_ascii_strtoll (line + strlen ("\nVmHWM:"), NULL, 10);
+}
+
+static GBytes *
+png_chunk (const char *kind,
+           const void *data,
+           gsize       length)
+{
+  GByteArray *chunk = g_byte_array_new ();
+  guint32 be = GUINT32_TO_BE ((guint32) length);
+  guint32 crc = crc32 (0, (const Bytef *) kind, 4);
+
+  crc = crc32 (crc, data, length);
+  g_byte_array_append (chunk, (const guint8 *) &be, 4);
+  g_byte_array_append (chunk, (const guint8 *) kind, 4);
+  g_byte_array_append (chunk, data, length);
+  be = GUINT32_TO_BE (crc);
+  g_byte_array_append (chunk, (const guint8 *) &be, 4);
+  return g_byte_array_free_to_bytes (chunk);
+}
+
+/* A valid PNG header declaring @side×@side RGB pixels, and one compressed row. */
+static GBytes *
+png_declaring (guint32 side)
+{
+  GByteArray *png = g_byte_array_new ();
+  guint8 ihdr[13] = { 0 };
+  guint32 be = GUINT32_TO_BE (side);
+  gsize row = 1 + 3 * (gsize) side;
+  g_autofree guint8 *zeros = g_malloc0 (row);
+  uLongf packed_len = compressBound (row);
+  g_autofree guint8 *packed = g_malloc (packed_len);
+  GBytes *parts[3];
+
+  memcpy (ihdr, &be, 4);
+  memcpy (ihdr + 4, &be, 4);
+  ihdr[8] = 8;   /* bits */
+  ihdr[9] = 2;   /* RGB */
+  g_assert_cmpint (compress (packed, &packed_len, zeros, row), ==, Z_OK);
+  parts[0] = png_chunk ("IHDR", ihdr, sizeof ihdr);
+  parts[1] = png_chunk ("IDAT", packed, packed_len);
+  parts[2] = png_chunk ("IEND", "", 0);
+  g_byte_array_append (png, (const guint8 *) "\x89PNG\r\n\x1a\n", 8);
+  for (guint i = 0; i < 3; i++)
+    {
+      gsize n;
+      const guint8 *d = g_bytes_get_data (parts[i], &n);
+
+      g_byte_array_append (png, d, n);
+      g_bytes_unref (parts[i]);
+    }
+  return g_byte_array_free_to_bytes (png);
+}
+
+/* 1 GiB of zeros as gzip: 1 MiB members, concatenated (RFC 1952 allows it). */
+static GBytes *
+gzip_bomb (void)
+{
+  g_autoptr(GZlibCompressor) gz = g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP, 9);
+  g_autofree guint8 *zeros = g_malloc0 (1 << 20);
+  g_autofree guint8 *member = g_malloc (1 << 20);
+  GByteArray *bomb = g_byte_array_new ();
+  gsize read = 0, written = 0;
+
+  g_assert_cmpint (g_converter_convert (G_CONVERTER (gz), zeros, 1 << 20, member, 1 << 20,
+                                        G_CONVERTER_INPUT_AT_END, &read, &written, NULL),
+                   ==, G_CONVERTER_FINISHED);
+  for (guint i = 0; i < 1024; i++)
+    g_byte_array_append (bomb, member, written);
+  return g_byte_array_free_to_bytes (bomb);
+}
+
+static GBytes *
+cut (GBytes *whole,
+     double  fraction)
+{
+  return g_bytes_new_from_bytes (whole, 0, (gsize) (g_bytes_get_size (whole) * fraction));
+}
+
+/* Hostile files through the app's import path and its thumbnailer: each is refused at import
+ * with a reason, or (a header that looks fine over a body that is not) stored and then fails
+ * its thumbnail with one, quickly and without the memory its header claims. The PNG inside a
+ * .jpg is a photo: the content decides. Prints a table of what happened. Before the pixel
+ * limit at import and mp-image in the thumbnailer, the 20000×20000 PNG (under 200 bytes) was
+ * imported and its thumbnail took 14 s and 1.2 GB of RSS (gdk_pixbuf_new_from_file_at_scale
+ * decodes a PNG at full size, then scales). */
+static void
+test_hostile (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autofree char *cat = shared_photo ("cat_winml.jpg");
+  g_autofree char *chelsea = shared_photo ("chelsea_cat_skimage.png");
+  g_autofree char *dir = g_build_filename (f->dir, "hostile", NULL);
+  g_autoptr(MagpieLibrary) library = NULL;
+  g_autoptr(GBytes) jpeg = NULL;
+  g_autoptr(GBytes) png = NULL;
+  const double bound_s = 2.0 * mp_test_slowdown ();
+  /* One thumbnail's worth of decoding, with room: the 100000×100000 PNG would be 30 GB. */
+  const gint64 hwm_bound_kb = 64 * 1024;
+  gint64 hwm_start;
+  enum { ADDED, REFUSED, FAILED };
+  struct {
+    const char *name;
+    const char *file;
+    GBytes     *bytes;
+    int         import;      /* what the import must do */
+    const char *reason;      /* a word the import's or the thumbnail's reason must hold */
+  } cases[] = {
+    { "truncated JPEG", "truncated.jpg", NULL, ADDED, "truncated" },
+    { "truncated PNG", "truncated.png", NULL, ADDED, "truncated" },
+    { "zero bytes", "empty.jpg", g_bytes_new_static ("", 0), REFUSED, NULL },
+    { "text called .jpg", "letter.jpg", NULL, REFUSED, NULL },
+    { "PNG called .jpg", "png-inside.jpg", NULL, ADDED, NULL },
+    { "PNG of 100000x100000", "huge.png", png_declaring (100000), FAILED, "100000×100000" },
+    { "PNG of 20000x20000", "large.png", png_declaring (20000), FAILED, "megapixels" },
+    { "SVG of 100000x100000", "drawing.jpg",
+      g_bytes_new_static ("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100000\" "
+                          "height=\"100000\"><rect width=\"100000\" height=\"100000\"/></svg>\n",
+                          strlen ("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100000\" "
+                          "height=\"100000\"><rect width=\"100000\" height=\"100000\"/></svg>\n")),
+      REFUSED, NULL },
+    { "gzip bomb (1 GiB)", "bomb.png", gzip_bomb (), REFUSED, NULL },
+  };
+
+  if (cat == NULL || chelsea == NULL)
+    return;
+  {
+    g_autofree char *contents = NULL;
+    gsize length = 0;
+
+    g_assert_true (g_file_get_contents (cat, &contents, &length, NULL));
+    jpeg = g_bytes_new_take (g_steal_pointer (&contents), length);
+    g_assert_true (g_file_get_contents (chelsea, &contents, &length, NULL));
+    png = g_bytes_new_take (g_steal_pointer (&contents), length);
+  }
+  cases[0].bytes = cut (jpeg, 0.6);
+  cases[1].bytes = cut (png, 0.5);
+  cases[3].bytes = g_bytes_new_static ("Dear reader, this is not a photo.\n", 34);
+  cases[4].bytes = g_bytes_ref (png);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+
+  library = magpie_library_new (f->data_dir, f->cache_dir);
+  load (library);
+  /* Warm-up: a good photo imported and thumbnailed, so that the loaders' first use is not
+   * charged to the first hostile file. */
+  {
+    const char *paths[] = { cat, NULL };
+    g_autoptr(MagpieImportResult) imported = import (library, paths);
+    g_autoptr(MagpiePhoto) photo = g_list_model_get_item (G_LIST_MODEL (library), 0);
+
+    g_assert_cmpuint (imported->n_added, ==, 1);
+    magpie_photo_ensure_thumbnail (photo, magpie_library_get_thumbnail_dir (library));
+    g_assert_true (app_test_wait (thumbnail_settled, photo, 30000));
+    g_assert_nonnull (magpie_photo_get_thumbnail (photo));
+  }
+  hwm_start = vm_hwm_kb ();
+
+  g_test_message ("%-22s | %-8s | %-24s | %7s | %9s | %s", "case", "import", "thumbnail",
+                  "time", "VmHWM", "reason");
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = g_build_filename (dir, cases[i].file, NULL);
+      g_autoptr(MagpieImportResult) imported = NULL;
+      g_autofree char *thumbnail = g_strdup ("-");
+      g_autofree char *reason = NULL;
+      const char *paths[] = { path, NULL };
+      guint before_n = g_list_model_get_n_items (G_LIST_MODEL (library));
+      gint64 before_kb = vm_hwm_kb ();
+      gint64 start;
+      double seconds;
+
+      g_assert_true (g_file_set_contents (path, g_bytes_get_data (cases[i].bytes, NULL),
+                                          g_bytes_get_size (cases[i].bytes), NULL));
+      start = g_get_monotonic_time ();
+      if (cases[i].import == FAILED)
+        g_test_expect_message ("magpie-library", G_LOG_LEVEL_WARNING, "Cannot import *");
+      imported = import (library, paths);
+      g_test_assert_expected_messages ();
+      if (cases[i].import == ADDED)
+        {
+          g_autoptr(MagpiePhoto) photo = NULL;
+
+          g_assert_cmpuint (imported->n_added, ==, 1);
+          g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before_n + 1);
+          for (guint j = 0; photo == NULL && j < before_n + 1; j++)
+            {
+              g_autoptr(MagpiePhoto) one = g_list_model_get_item (G_LIST_MODEL (library), j);
+
+              if (g_strcmp0 (magpie_photo_get_name (one), cases[i].file) == 0)
+                photo = g_steal_pointer (&one);
+            }
+          g_assert_nonnull (photo);
+          if (cases[i].reason != NULL)
+            {
+              g_autofree char *pattern = g_strdup_printf ("Cannot make a thumbnail of %s: *%s*",
+                                                          cases[i].file, cases[i].reason);
+
+              g_test_expect_message ("magpie-photo", G_LOG_LEVEL_WARNING, pattern);
+            }
+          magpie_photo_ensure_thumbnail (photo, magpie_library_get_thumbnail_dir (library));
+          g_assert_true (app_test_wait (thumbnail_settled, photo, 30000));
+          g_test_assert_expected_messages ();
+          if (cases[i].reason == NULL)
+            {
+              GdkTexture *texture = magpie_photo_get_thumbnail (photo);
+
+              g_assert_nonnull (texture);
+              thumbnail = g_strdup_printf ("%dx%d", gdk_texture_get_width (texture),
+                                           gdk_texture_get_height (texture));
+            }
+          else
+            {
+              g_assert_true (magpie_photo_get_thumbnail_failed (photo));
+              thumbnail = g_strdup ("failed");
+            }
+        }
+      else
+        {
+          GPtrArray *list = cases[i].import == REFUSED ? imported->refused : imported->failed;
+
+          g_assert_cmpuint (imported->n_added, ==, 0);
+          g_assert_cmpuint (list->len, ==, 1);
+          g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (library)), ==, before_n);
+          reason = g_strdup (cases[i].import == REFUSED ? "not an image" : list->pdata[0]);
+        }
+      seconds = (g_get_monotonic_time () - start) / (double) G_USEC_PER_SEC;
+      g_test_message ("%-22s | %-8s | %-24s | %5.3f s | %+6" G_GINT64_FORMAT " kB | %s",
+                      cases[i].name,
+                      cases[i].import == ADDED ? "added" :
+                      cases[i].import == REFUSED ? "refused" : "failed",
+                      thumbnail, seconds, vm_hwm_kb () - before_kb,
+                      reason != NULL ? reason : cases[i].reason != NULL ? cases[i].reason : "");
+      if (cases[i].import == FAILED)
+        g_assert_nonnull (strstr (reason, cases[i].reason));
+      g_assert_cmpfloat (seconds, <, bound_s);
+      g_bytes_unref (cases[i].bytes);
+    }
+  g_test_message ("VmHWM %" G_GINT64_FORMAT " kB after the warm-up, %" G_GINT64_FORMAT
+                  " kB after the hostile files", hwm_start, vm_hwm_kb ());
+  g_assert_cmpint (vm_hwm_kb () - hwm_start, <, hwm_bound_kb);
+}
+
 static void
 tag_cb (GObject      *object,
         GAsyncResult *result,
@@ -772,6 +1031,8 @@ main (int   argc,
   g_test_add ("/app/library/load-5000", Fixture, NULL, fixture_setup, test_load_large,
               fixture_teardown);
   g_test_add ("/app/library/thumbnail", Fixture, NULL, fixture_setup, test_thumbnail,
+              fixture_teardown);
+  g_test_add ("/app/library/hostile", Fixture, NULL, fixture_setup, test_hostile,
               fixture_teardown);
   g_test_add ("/app/tagger/squeezenet", Fixture, NULL, fixture_setup, test_tagger,
               fixture_teardown);

@@ -308,6 +308,17 @@ test_formats (void)
     0x46, 0x00, 0xbe, 0x78, 0x32, 0xf0, 0xaa, 0x64, 0x22, 0xdc, 0x96, 0x63,
     0x64, 0x70, 0xeb, 0x31, 0x22, 0x17, 0x54, 0x0e, 0xc8, 0x00
   };
+  /* Found by tests/fuzz/fuzz-image: 73 bytes whose pixel data offset says 2 GB, which the BMP
+   * loader buffered up to. */
+  static const guint8 bmp_far_pixels[] = {
+    0x42, 0x4d, 0x76, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x36, 0x00,
+    0x00, 0x81, 0x28, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x04, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x18, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x00,
+    0x00, 0x00, 0xc4, 0x3b, 0x00, 0x00, 0xc4, 0x0e, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x36, 0xf0, 0xaa, 0xdc, 0x68, 0xa0,
+    0x22, 0x00, 0x8c, 0x46, 0x32, 0xbe, 0x78, 0x32, 0xf0, 0x54, 0x0e, 0xc8,
+    0x00
+  };
   static const guint8 gif_1x1[] = {
     'G', 'I', 'F', '8', '9', 'a', 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0xff, 0xff, 0xff,
     0x00, 0x00, 0x00, '!', 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, ',', 0x00, 0x00, 0x00,
@@ -336,6 +347,15 @@ test_formats (void)
     g_assert_null (image);
     g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT);
     g_test_message ("BMP with a 4 GB header: %s", error->message);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(MpImage) image = decode_static (bmp_far_pixels, sizeof bmp_far_pixels, &error);
+
+    g_assert_null (image);
+    /* Refused from its header, before the loader buffers anything. */
+    g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_CORRUPT);
+    g_assert_nonnull (strstr (error->message, "header is damaged"));
   }
   for (gsize i = 0; i < G_N_ELEMENTS (refused); i++)
     {
@@ -372,6 +392,64 @@ test_formats (void)
     g_assert_no_error (error);
     g_assert_cmpstr (image->format, ==, "gif");
   }
+}
+
+/* gdk-pixbuf's GIF loader sizes each frame by its own descriptor: one 0 pixels wide made GLib
+ * log a critical (found by tests/fuzz/fuzz-image; fatal here, as in every test) and one larger
+ * than the logical screen went past the pixel limit unseen. Both are refused before the loader
+ * runs; an animated GIF with extensions between its frames still decodes. */
+static void
+test_gif_frames (void)
+{
+  /* Pillow: two 3×2 frames, a NETSCAPE loop extension, a comment, graphic controls. */
+  static const guint8 animated[] = {
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x03, 0x00, 0x02, 0x00, 0x81, 0x00, 0x00, 0xff, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x21, 0xff, 0x0b, 0x4e, 0x45,
+    0x54, 0x53, 0x43, 0x41, 0x50, 0x45, 0x32, 0x2e, 0x30, 0x03, 0x01, 0x00, 0x00, 0x00, 0x21,
+    0xfe, 0x02, 0x68, 0x69, 0x00, 0x21, 0xf9, 0x04, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x2c, 0x00,
+    0x00, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x08, 0x06, 0x00, 0x01, 0x08, 0x1c, 0x18,
+    0x10, 0x00, 0x21, 0xf9, 0x04, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x03, 0x00, 0x02, 0x00, 0x81, 0x00, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x08, 0x06, 0x00, 0x01, 0x08, 0x1c, 0x18, 0x10, 0x00, 0x3b
+  };
+  const gsize second = 85;   /* the second frame's descriptor */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(MpImage) image = NULL;
+  g_autofree guint8 *bad = g_memdup2 (animated, sizeof animated);
+  g_autoptr(GByteArray) padded = g_byte_array_new ();
+
+  image = decode_static (animated, sizeof animated, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (image->format, ==, "gif");
+  g_assert_cmpint (image->width, ==, 3);
+  g_assert_cmpint (image->height, ==, 2);
+  g_clear_pointer (&image, mp_image_free);
+
+  /* The second frame 0 pixels wide. */
+  bad[second + 5] = bad[second + 6] = 0;
+  image = decode_static (bad, sizeof animated, &error);
+  g_assert_null (image);
+  g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS);
+  g_assert_nonnull (strstr (error->message, "frame of 0x2"));
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+
+  /* As the fuzzer had it: stray bytes before the descriptor, which the loader skips. */
+  g_byte_array_append (padded, bad, second);
+  for (int i = 0; i < 40; i++)
+    g_byte_array_append (padded, (const guint8 *) "", 1);
+  g_byte_array_append (padded, bad + second, sizeof animated - second);
+  image = decode_static (padded->data, padded->len, &error);
+  g_assert_null (image);
+  g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS);
+  g_clear_error (&error);
+
+  /* A 65535×65535 frame in a 3×2 screen: 4.3 gigapixels. */
+  bad[second + 5] = bad[second + 6] = bad[second + 7] = bad[second + 8] = 0xff;
+  image = decode_static (bad, sizeof animated, &error);
+  g_assert_null (image);
+  g_assert_error (error, MP_IMAGE_ERROR, MP_IMAGE_ERROR_DIMENSIONS);
+  g_assert_nonnull (strstr (error->message, "65535x65535"));
 }
 
 /* A baseline JPEG cut short decoded "fine" with its missing rows grey: gdk-pixbuf's loader
@@ -432,5 +510,6 @@ main (int argc, char *argv[])
   g_test_add_func ("/lib/image/webp", test_webp);
   g_test_add_func ("/lib/image/formats", test_formats);
   g_test_add_func ("/lib/image/truncated-jpeg", test_truncated_jpeg);
+  g_test_add_func ("/lib/image/gif-frames", test_gif_frames);
   return g_test_run ();
 }

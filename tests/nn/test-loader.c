@@ -300,6 +300,45 @@ test_fold_failure (void)
   g_test_message ("%s", error->message);
 }
 
+/* Found by tests/fuzz/fuzz-onnx (ASan, heap-buffer-overflow): MatMul broadcast its batch dims
+ * with MAX, so an empty batch (0) against a missing one (1) became 1 and the kernel read a
+ * whole (M, K) matrix from a tensor of 0 values. Here (0, 3, 2) × (2, 5) is folded. */
+static void
+test_matmul_empty_batch (void)
+{
+  const guint64 a_dims[3] = { 0, 3, 2 }, w_dims[2] = { 2, 5 };
+  const int64_t x_dims[1] = { 5 };
+  GByteArray *graph = g_byte_array_new ();
+  GByteArray *matmul = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) model = NULL;
+  int64_t ne[8] = { 0 };
+
+  pb_string_field (matmul, 1, "A");
+  pb_string_field (matmul, 1, "W");
+  pb_string_field (matmul, 2, "m");
+  pb_string_field (matmul, 4, "MatMul");
+  pb_msg_field (graph, 1, matmul);
+  pb_msg_field (graph, 1, add_node ("X", "m", "Y"));
+  pb_string_field (graph, 2, "g");
+  pb_msg_field (graph, 5, tensor_proto ("A", 3, a_dims, 0));
+  pb_msg_field (graph, 5, tensor_proto ("W", 2, w_dims, 10 * sizeof (float)));
+  pb_msg_field (graph, 11, nn_test_value_info ("X", 1, 1, x_dims));
+  pb_msg_field (graph, 12, nn_test_value_info ("Y", 1, 1, x_dims));
+  model = load_graph (graph, &error);
+  if (model == NULL)
+    {
+      /* Refusing the empty product is fine too, as long as it is an NN_ERROR. */
+      g_assert_true (error->domain == NN_ERROR);
+      g_test_message ("%s", error->message);
+      return;
+    }
+  g_assert_cmpint (nn_model_get_output_shape (model, 0, ne), ==, 3);
+  g_assert_cmpint (ne[0], ==, 0);
+  g_assert_cmpint (ne[1], ==, 3);
+  g_assert_cmpint (ne[2], ==, 5);
+}
+
 static void
 test_undefined_value (void)
 {
@@ -355,6 +394,7 @@ main (int argc, char **argv)
   g_test_add_func ("/nn/loader/undefined-value", test_undefined_value);
   g_test_add_func ("/nn/loader/reshape-overflow", test_reshape_overflow);
   g_test_add_func ("/nn/loader/fold-failure", test_fold_failure);
+  g_test_add_func ("/nn/loader/matmul-empty-batch", test_matmul_empty_batch);
   g_test_add_func ("/nn/loader/bad-pb-tensor", test_bad_pb_tensor);
   return g_test_run ();
 }

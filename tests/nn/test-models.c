@@ -1,5 +1,6 @@
 /* test-models.c - whole models from the shared test data: SqueezeNet 1.1 against its
- * test_data_set outputs (1e-4), MNIST-8 top-1 accuracy on the t10k set, and photos */
+ * test_data_set outputs (1e-4), also with every Winograd tile size forced and against the
+ * reference kernels, MNIST-8 top-1 accuracy on the t10k set, and photos */
 #include "config.h"
 
 #include <math.h>
@@ -7,7 +8,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "nn-graph.h"
 #include "nn-image.h"
+#include "nn-onnx.h"
 #include "nn-test-util.h"
 
 static void
@@ -58,6 +61,94 @@ static void
 test_squeezenet_reference (void)
 {
   check_squeezenet (FALSE);
+}
+
+/* Conv steps of @path's fast plan for @x that run with @kernel */
+static int
+count_conv_kernel (const char *path, const NnTensor *x, const char *kernel)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *data = NULL;
+  gsize len;
+  NnPlanOptions opts = { TRUE, 2, FALSE };
+  NnGraph *g;
+  NnPlan *plan;
+  int n = 0;
+
+  g_assert_true (g_file_get_contents (path, &data, &len, &error));
+  g = nn_onnx_load ((const guint8 *) data, len, &error);
+  g_assert_no_error (error);
+  g_assert_true (nn_graph_fold (g, &error));
+  plan = nn_plan_new (g, x, 1, &opts, &error);
+  g_assert_no_error (error);
+  for (guint s = 0; s < plan->steps->len; s++)
+    {
+      const NnStep *st = &g_array_index (plan->steps, NnStep, s);
+
+      n += st->node && g_str_equal (st->node->op_type, "Conv") &&
+           g_strcmp0 (st->kernel_name, kernel) == 0;
+    }
+  nn_plan_free (plan);
+  nn_graph_free (g);
+  return n;
+}
+
+/* The whole of SqueezeNet with Winograd forced to each tile size (its 3x3 expand layers,
+ * 16 to 64 input channels; MAGPIE_NN_WINOGRAD is read when a plan is made): the same 1e-4
+ * against the zoo's outputs as above, and 1e-4 against the reference kernels on the same
+ * input, so a Winograd error cannot hide in what the zoo's tolerance leaves over. */
+static void
+test_squeezenet_winograd (void)
+{
+  g_autofree char *model_path = nn_test_shared ("models/squeezenet1.1-fp32.onnx");
+  g_autofree char *in_path = nn_test_shared ("models/squeezenet1.1-fp32-testdata/test_data_set_0/input_0.pb");
+  g_autofree char *out_path = nn_test_shared ("models/squeezenet1.1-fp32-testdata/test_data_set_0/output_0.pb");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(NnModel) ref = NULL;
+  g_autoptr(NnTensor) in = NULL;
+  g_autoptr(NnTensor) want = NULL;
+
+  if (!model_path || !in_path || !out_path)
+    {
+      g_test_skip ("shared data (MAGPIE_SHARED_DATA) has no squeezenet1.1-fp32 test data");
+      return;
+    }
+  in = nn_tensor_load_pb (in_path, &error);
+  g_assert_no_error (error);
+  want = nn_tensor_load_pb (out_path, &error);
+  g_assert_no_error (error);
+  ref = nn_model_new_from_file (model_path, &error);
+  g_assert_no_error (error);
+  nn_model_set_fast (ref, FALSE);
+  g_assert_true (nn_model_run (ref, in, 1, &error));
+  g_assert_no_error (error);
+
+  for (int m = 2; m <= 4; m += 2)
+    {
+      g_autofree char *env = g_strdup_printf ("%d", m);
+      g_autofree char *kernel = g_strdup_printf ("wino-f%d", m);
+      g_autoptr(NnModel) fast = NULL;
+      g_autofree char *diff_zoo = NULL;
+      g_autofree char *diff_ref = NULL;
+      int n;
+
+      g_setenv ("MAGPIE_NN_WINOGRAD", env, TRUE);
+      n = count_conv_kernel (model_path, in, kernel);
+      fast = nn_model_new_from_file (model_path, &error);
+      g_assert_no_error (error);
+      nn_model_set_threads (fast, 2);
+      g_assert_true (nn_model_run (fast, in, 1, &error));
+      g_assert_no_error (error);
+      g_unsetenv ("MAGPIE_NN_WINOGRAD");
+      /* fire2..fire9 each have one 3x3 stride-1 expand convolution */
+      g_assert_cmpint (n, ==, 8);
+      diff_zoo = nn_test_compare (nn_model_get_output (fast, 0), want, 0.0, 1e-4);
+      diff_ref = nn_test_compare (nn_model_get_output (fast, 0), nn_model_get_output (ref, 0),
+                                  0.0, 1e-4);
+      if (diff_zoo || diff_ref)
+        g_error ("squeezenet with %s: vs zoo %s, vs reference %s", kernel,
+                 diff_zoo ? diff_zoo : "ok", diff_ref ? diff_ref : "ok");
+    }
 }
 
 static guint8 *
@@ -211,6 +302,7 @@ main (int argc, char **argv)
     }
   g_test_add_func ("/nn/models/squeezenet-fast", test_squeezenet_fast);
   g_test_add_func ("/nn/models/squeezenet-reference", test_squeezenet_reference);
+  g_test_add_func ("/nn/models/squeezenet-winograd", test_squeezenet_winograd);
   g_test_add_func ("/nn/models/mnist-accuracy", test_mnist_accuracy);
   g_test_add_func ("/nn/models/photos", test_photos);
   return g_test_run ();
